@@ -1,0 +1,45 @@
+"""focalnet: Focal Modulation Networks and Focal Transformers, exact to the original and fast.
+
+The public API::
+
+    import focalnet
+    model = focalnet.create_model("focalnet_tiny_srf", pretrained=False)
+    focalnet.list_models("focalnet_*_lrf")
+    focalnet.load_weights(model, "focalnet_tiny_srf.pth")
+"""
+
+import logging
+
+from .models import FocalNet, ModelSpec, create_model, get_spec, list_models, register_model
+from .models.focalnet import ModulationMaps
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name):  # lazy imports keep `import focalnet` light
+    if name in {"load_weights", "list_weights", "get_weights", "WeightsRecord"}:
+        from . import weights
+
+        return getattr(weights, name)
+    if name == "FocalTransformer":
+        from .models.focal_transformer import FocalTransformer
+
+        return FocalTransformer
+    raise AttributeError(f"module 'focalnet' has no attribute {name!r}")
+
+
+__all__ = [
+    "FocalNet",
+    "FocalTransformer",
+    "ModelSpec",
+    "ModulationMaps",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "load_weights",
+    "list_weights",
+    "register_model",
+    "__version__",
+]

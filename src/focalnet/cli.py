@@ -1,0 +1,83 @@
+"""The ``focalnet`` command: a thin dispatcher onto plain functions in ``focalnet.commands.*``.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``; only the chosen
+subcommand's module is imported, so ``focalnet --help`` stays fast and optional extras are needed only by the
+commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help). Order is the order shown by --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("focalnet.commands.models", "list every registered variant: params, GMACs, resolution, weights"),
+    "convert": ("focalnet.commands.convert", "convert a checkpoint between original / timm / HF / safetensors"),
+    "train": ("focalnet.commands.train", "train or fine-tune (no arguments: the built-in digits demo)"),
+    "eval": ("focalnet.commands.eval", "evaluate a checkpoint: top-1/top-5, loss, images/s"),
+    "predict": ("focalnet.commands.predict", "classify images and print the top-k labels"),
+    "visualize": ("focalnet.commands.visualize", "modulation / gating / kernel / attention maps as PNG + npz"),
+    "serve": ("focalnet.commands.serve", "local web demo of modulation and gating maps"),
+    "detect": ("focalnet.commands.detect", "object detection with FocalNet backbones: train | eval | predict"),
+    "segment": ("focalnet.commands.segment", "semantic segmentation (UPerNet): train | eval | predict"),
+    "benchmark": ("focalnet.commands.benchmark", "measure forward/backward speed and memory"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="focalnet",
+        description="Focal Modulation Networks and Focal Transformers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n"
+        + "\n".join(f"  {n:<10} {h}" for n, (m, h) in COMMANDS.items() if importlib.util.find_spec(m) is not None)
+        + "\n\nRun `focalnet COMMAND --help` for a command's options.",
+    )
+    p.add_argument("command", nargs="?", help="one of the commands below")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    if not argv or argv[0] in {"-h", "--help"}:
+        top.print_help()
+        return 0
+    if argv[0] == "--version":
+        from focalnet import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        top.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("focalnet"):
+            top.error(f"command {name!r} is not available in this installation")
+        print(f"focalnet {name}: missing dependency {e.name!r}; install the extras: pip install 'focalnet[all]'",
+              file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"focalnet {name}", description=help_text)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.configure(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,584 @@
+"""FocalNet: Focal Modulation Networks (Yang, Li, Dai & Gao, NeurIPS 2022, arXiv:2203.11926).
+
+Focal modulation replaces self-attention: a linear layer splits each token into a query, a context and per-level
+gates; a stack of depthwise convolutions (kernel ``focal_window + 2*l``) gathers context from short to long range,
+a global average adds the widest level, the gates mix the levels per location, and a 1x1 projection of the mixed
+context (the *modulator*) multiplies the query element-wise.
+
+Parameter names and shapes are those of the authors' ``classification/focalnet.py``, so their checkpoints load
+without renaming (timm and Hugging Face layouts are converted in :mod:`focalnet.convert`).
+
+Deliberate differences from the original code, none of which changes a number:
+
+* Tokens stay channels-last, ``(B, H, W, C)``, through the whole network. The depthwise convolutions run on a
+  channels-last view of the context and the 1x1 ``h`` conv runs as a linear layer on the channels, which removes
+  the permute-and-copy round trips of the original.
+* The forward pass is stateless. The original stores ``modulator``/``gates`` on the module and ``H``/``W`` on each
+  block; here maps are returned by :meth:`FocalNet.forward_modulation` on request.
+* ``focal_levels``/``focal_windows`` may be ints or per-stage lists; every published variant is a complete entry in
+  the registry at the bottom of this file (the original builds the wrong network unless a YAML adds the flags).
+* Invalid input (wrong channel count, an image smaller than the network's stride) raises a ``ValueError`` that
+  says what was expected.
+* :meth:`FocalNet.forward_intermediates` serves dense prediction: stage outputs before downsampling, with the
+  input padded right/bottom like the authors' detection backbone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from focalnet.layers import DropPath, Mlp
+
+from .registry import ModelSpec, register_model
+
+__all__ = ["FocalModulation", "FocalNetBlock", "FocalNetStage", "PatchEmbed", "FocalNet", "ModulationMaps"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModulationMaps:
+    """What one focal modulation computed for an input.
+
+    ``modulator`` is ``h(ctx_all)`` as ``(B, C, H, W)``: the context that multiplies the query (before that
+    multiplication), the quantity the paper's modulation maps visualise. ``gates`` are the raw gate logits,
+    ``(B, L+1, H, W)``: one map per focal level, the last for the global level. No sigmoid/softmax is applied,
+    exactly as in the original.
+    """
+
+    modulator: torch.Tensor
+    gates: torch.Tensor
+
+
+def _as_list(value: int | Sequence[int], n: int, name: str) -> list[int]:
+    if isinstance(value, int):
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise ValueError(f"{name} has {len(value)} entries but the network has {n} stages")
+    return value
+
+
+class FocalModulation(nn.Module):
+    """Focal modulation on channels-last tokens ``(B, H, W, C)``."""
+
+    def __init__(
+        self,
+        dim: int,
+        focal_window: int,
+        focal_level: int,
+        focal_factor: int = 2,
+        bias: bool = True,
+        proj_drop: float = 0.0,
+        use_postln_in_modulation: bool = False,
+        normalize_modulator: bool = False,
+    ) -> None:
+        super().__init__()
+        if focal_level < 1:
+            raise ValueError(f"focal_level must be >= 1, got {focal_level}")
+        self.dim = dim
+        self.focal_level = focal_level
+        self.focal_window = focal_window
+        self.normalize_modulator = normalize_modulator
+        self.use_postln_in_modulation = use_postln_in_modulation
+        self.kernel_sizes = [focal_factor * k + focal_window for k in range(focal_level)]
+
+        # One projection gives query (C), context (C) and L+1 gates.
+        self.f = nn.Linear(dim, 2 * dim + focal_level + 1, bias=bias)
+        self.h = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.focal_layers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim, bias=False), nn.GELU())
+            for k in self.kernel_sizes
+        )
+        if use_postln_in_modulation:
+            self.ln = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, return_maps: bool = False):
+        C, L = self.dim, self.focal_level
+        q, ctx, gates = self.f(x).split((C, C, L + 1), dim=-1)  # (B,H,W,C), (B,H,W,C), (B,H,W,L+1)
+
+        # NCHW view with channels-last memory: the depthwise convs read it without a layout round trip.
+        ctx = ctx.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        g = gates.permute(0, 3, 1, 2)  # (B, L+1, H, W) view
+        ctx_all = 0
+        for level, layer in enumerate(self.focal_layers):
+            ctx = layer(ctx)  # each level refines the previous one: hierarchical contextualisation
+            ctx_all = ctx_all + ctx * g[:, level : level + 1]
+        ctx_global = self.act(ctx.mean((2, 3), keepdim=True))  # (B, C, 1, 1) from the last level
+        ctx_all = ctx_all + ctx_global * g[:, L:]
+        if self.normalize_modulator:
+            ctx_all = ctx_all / (L + 1)
+
+        # h is a 1x1 conv: a linear map over channels of the channels-last context.
+        modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias)  # (B,H,W,C)
+        out = q * modulator
+        if self.use_postln_in_modulation:
+            out = self.ln(out)
+        out = self.proj_drop(self.proj(out))
+        if return_maps:
+            return out, ModulationMaps(modulator.permute(0, 3, 1, 2), g)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, kernel_sizes={self.kernel_sizes}, normalize_modulator={self.normalize_modulator}"
+
+
+class FocalNetBlock(nn.Module):
+    """Modulation + MLP with residuals; pre-norm, or the res-post-norm of the large models (``use_postln``)."""
+
+    def __init__(
+        self,
+        dim: int,
+        mlp_ratio: float = 4.0,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        focal_level: int = 2,
+        focal_window: int = 3,
+        use_layerscale: bool = False,
+        layerscale_value: float = 1e-4,
+        use_postln: bool = False,
+        use_postln_in_modulation: bool = False,
+        normalize_modulator: bool = False,
+    ) -> None:
+        super().__init__()
+        self.use_postln = use_postln
+        self.norm1 = nn.LayerNorm(dim)
+        self.modulation = FocalModulation(
+            dim,
+            focal_window=focal_window,
+            focal_level=focal_level,
+            proj_drop=drop,
+            use_postln_in_modulation=use_postln_in_modulation,
+            normalize_modulator=normalize_modulator,
+        )
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        if use_layerscale:
+            self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dim))
+            self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dim))
+        else:
+            self.gamma_1 = 1.0
+            self.gamma_2 = 1.0
+
+    def forward(self, x: torch.Tensor, return_maps: bool = False):
+        """``x``: (B, H, W, C). Post-norm reuses ``norm1``/``norm2`` after the branch, as the original does."""
+        y = self.norm1(x) if not self.use_postln else x
+        y = self.modulation(y, return_maps=return_maps)
+        maps = None
+        if return_maps:
+            y, maps = y
+        if self.use_postln:
+            y = self.norm1(y)
+        x = x + self.drop_path(self.gamma_1 * y)
+        if self.use_postln:
+            x = x + self.drop_path(self.gamma_2 * self.norm2(self.mlp(x)))
+        else:
+            x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+        return (x, maps) if return_maps else x
+
+
+class PatchEmbed(nn.Module):
+    """Stem or downsampling: a strided conv, then LayerNorm; consumes NCHW, returns channels-last ``(B,H,W,C)``.
+
+    ``use_conv_embed`` selects the overlapping convs of the large models (stem k7 s4 p2, downsample k3 s2 p1).
+    ``pad=True`` in ``forward`` pads right/bottom to a multiple of the stride first, as the authors' detection
+    backbone does; without it the conv floors, as their classifier does.
+    """
+
+    def __init__(
+        self,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        use_conv_embed: bool = False,
+        is_stem: bool = False,
+        norm: bool = True,
+        stem_padding: int = 2,
+    ) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        if use_conv_embed:
+            kernel, stride, padding = (7, 4, stem_padding) if is_stem else (3, 2, 1)
+        else:
+            kernel, stride, padding = patch_size, patch_size, 0
+        self.stride = stride
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=kernel, stride=stride, padding=padding)
+        self.norm = nn.LayerNorm(embed_dim) if norm else None
+
+    def forward(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
+        if pad:
+            H, W = x.shape[-2:]
+            ph, pw = (-H) % self.patch_size, (-W) % self.patch_size
+            if ph or pw:
+                x = F.pad(x, (0, pw, 0, ph))
+        x = self.proj(x).permute(0, 2, 3, 1)  # (B, H', W', C)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x
+
+
+class FocalNetStage(nn.Module):
+    """``depth`` blocks at one resolution, then (except in the last stage) the downsampling to the next one."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int | None,
+        depth: int,
+        drop_path: Sequence[float],
+        downsample: bool,
+        use_conv_embed: bool = False,
+        **block_kwargs,
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(FocalNetBlock(dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth))
+        self.downsample = (
+            PatchEmbed(2, dim, out_dim, use_conv_embed=use_conv_embed, is_stem=False) if downsample else None
+        )
+        self.grad_checkpointing = False
+
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x
+
+    def forward_downsample(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
+        if self.downsample is None:
+            return x
+        return self.downsample(x.permute(0, 3, 1, 2), pad=pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_downsample(self.forward_blocks(x))
+
+
+def _init_weights(m: nn.Module) -> None:
+    # The original: Linear ~ trunc_normal(std .02) with absolute bounds +-2 (so effectively N(0, .02^2)), zero bias;
+    # LayerNorm weight 1 bias 0; every Conv2d keeps PyTorch's default init.
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+class FocalNet(nn.Module):
+    """FocalNet classifier, hierarchical (4 stages, patch 4) or isotropic (1 stage, patch 16).
+
+    Keyword arguments and defaults follow the original constructor, so ``FocalNet(**original_kwargs)`` builds the
+    same network. ``img_size`` only feeds FLOP reporting: the network takes any input whose sides are at least
+    the total stride (32 for four stages at patch 4, 16 for the isotropic models).
+    """
+
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int | Sequence[int] = 96,
+        depths: Sequence[int] = (2, 2, 6, 2),
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        patch_norm: bool = True,
+        use_checkpoint: bool = False,
+        focal_levels: int | Sequence[int] = (2, 2, 2, 2),
+        focal_windows: int | Sequence[int] = (3, 3, 3, 3),
+        use_conv_embed: bool = False,
+        use_layerscale: bool = False,
+        layerscale_value: float = 1e-4,
+        use_postln: bool = False,
+        use_postln_in_modulation: bool = False,
+        normalize_modulator: bool = False,
+    ) -> None:
+        super().__init__()
+        depths = list(depths)
+        n = len(depths)
+        if isinstance(embed_dim, int):
+            embed_dims = [embed_dim * 2**i for i in range(n)]
+        else:
+            embed_dims = _as_list(embed_dim, n, "embed_dim")
+        focal_levels = _as_list(focal_levels, n, "focal_levels")
+        focal_windows = _as_list(focal_windows, n, "focal_windows")
+
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.embed_dims = embed_dims
+        self.depths = depths
+        self.focal_levels = focal_levels
+        self.focal_windows = focal_windows
+        self.num_features = embed_dims[-1]
+        self.drop_rate = drop_rate
+        self.stride = patch_size * 2 ** (n - 1)  # total downsampling of the last stage
+
+        self.patch_embed = PatchEmbed(
+            patch_size, in_chans, embed_dims[0], use_conv_embed=use_conv_embed, is_stem=True, norm=patch_norm
+        )
+        self.pos_drop = nn.Dropout(drop_rate)
+        # Stochastic depth grows linearly per block (computed on the CPU so meta-device builds work).
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+        self.layers = nn.ModuleList()
+        for i in range(n):
+            self.layers.append(
+                FocalNetStage(
+                    dim=embed_dims[i],
+                    out_dim=embed_dims[i + 1] if i < n - 1 else None,
+                    depth=depths[i],
+                    drop_path=dpr[sum(depths[:i]) : sum(depths[: i + 1])],
+                    downsample=i < n - 1,
+                    use_conv_embed=use_conv_embed,
+                    mlp_ratio=mlp_ratio,
+                    drop=drop_rate,
+                    focal_level=focal_levels[i],
+                    focal_window=focal_windows[i],
+                    use_layerscale=use_layerscale,
+                    layerscale_value=layerscale_value,
+                    use_postln=use_postln,
+                    use_postln_in_modulation=use_postln_in_modulation,
+                    normalize_modulator=normalize_modulator,
+                )
+            )
+        self.norm = nn.LayerNorm(self.num_features)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.feature_info = [
+            {"num_chs": embed_dims[i], "reduction": patch_size * 2**i, "module": f"layers.{i}"} for i in range(n)
+        ]
+        self.apply(_init_weights)  # leaves the layer-scale gammas at layerscale_value
+        self.set_grad_checkpointing(use_checkpoint)
+
+    # ------------------------------------------------------------------ utilities
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass instead of storing its activations."""
+        for stage in self.layers:
+            stage.grad_checkpointing = enable
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head by a freshly initialised one with ``num_classes`` outputs (0 removes it)."""
+        self.num_classes = num_classes
+        ref = self.norm.weight
+        if num_classes > 0:
+            self.head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
+            _init_weights(self.head)
+        else:
+            self.head = nn.Identity()
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters that should get no weight decay: biases, norm weights and layer-scale gammas."""
+        skip = set()
+        for name, p in self.named_parameters():
+            if p.ndim <= 1 or name.endswith(".bias") or ".gamma_" in name:
+                skip.add(name)
+        return skip
+
+    def param_groups(self, weight_decay: float = 0.05) -> list[dict]:
+        """Two optimizer groups: decayed weight matrices/kernels and undecayed norms, biases and gammas."""
+        skip = self.no_weight_decay()
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if name in skip else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter-name groups in depth order, for timm's layer-wise lr decay."""
+        if coarse:
+            return {"stem": r"^patch_embed", "blocks": r"^layers\.(\d+)"}
+        return {
+            "stem": r"^patch_embed",
+            "blocks": [
+                (r"^layers\.(\d+)\.blocks\.(\d+)", None),
+                (r"^layers\.(\d+)\.downsample", (99998,)),  # belongs between stage i and stage i+1
+                (r"^norm", (99999,)),
+            ],
+        }
+
+    # ------------------------------------------------------------------ forward passes
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4:
+            raise ValueError(f"expected an image batch of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
+                "convert grayscale/RGBA images to RGB, or build the model with in_chans="
+                f"{x.shape[1]}"
+            )
+        if x.shape[2] < self.stride or x.shape[3] < self.stride:
+            raise ValueError(
+                f"input {x.shape[2]}x{x.shape[3]} is smaller than the network's total stride {self.stride}; "
+                f"use images of at least {self.stride}x{self.stride}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Image (B, C_in, H, W) -> final-normed feature map, channels-last (B, H/stride, W/stride, C)."""
+        self._check_input(x)
+        x = self.pos_drop(self.patch_embed(x))
+        for stage in self.layers:
+            x = stage(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Mean over positions, then the classifier (``pre_logits`` returns the pooled features)."""
+        x = x.mean(dim=(1, 2))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Iterable[int] | None = None) -> list[torch.Tensor]:
+        """Dense-prediction features: NCHW maps at strides 4/8/16/32 (hierarchical models).
+
+        Each map is a stage's output after its blocks and before its downsampling, un-normalised (a backbone adds
+        its own per-output norms, see :class:`focalnet.backbones.FocalNetBackbone`). Any input size is accepted:
+        the input and each stage are padded right/bottom to the next stride multiple, as the authors' detection
+        backbone does, so stage ``i`` has ``ceil(H / (4 * 2**i))`` rows.
+        """
+        n = len(self.layers)
+        wanted = sorted({i % n for i in (range(n) if indices is None else indices)})
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            self._check_input(x)
+        outs = []
+        x = self.pos_drop(self.patch_embed(x, pad=True))
+        for i, stage in enumerate(self.layers):
+            x = stage.forward_blocks(x)
+            if i in wanted:
+                outs.append(x.permute(0, 3, 1, 2))
+            if i == wanted[-1]:
+                break
+            x = stage.forward_downsample(x, pad=True)
+        return outs
+
+    def modulation_names(self) -> list[str]:
+        """Module paths of every focal modulation, e.g. ``layers.3.blocks.1.modulation``, in forward order."""
+        return [f"layers.{i}.blocks.{j}.modulation" for i, s in enumerate(self.layers) for j in range(len(s.blocks))]
+
+    def _resolve_blocks(self, which) -> set[str]:
+        names = self.modulation_names()
+        if which is None:
+            return set(names)
+        if isinstance(which, (str, tuple)):
+            which = [which]
+        chosen = set()
+        for w in which:
+            if isinstance(w, tuple):  # (stage, block), negative indices allowed
+                stage, block = w
+                stage = stage % len(self.layers)
+                block = block % len(self.layers[stage].blocks)
+                w = f"layers.{stage}.blocks.{block}.modulation"
+            if w not in names:
+                raise KeyError(f"no focal modulation named {w!r}; choose from e.g. {names[0]!r} .. {names[-1]!r}")
+            chosen.add(w)
+        return chosen
+
+    def forward_modulation(self, x: torch.Tensor, which=None) -> tuple[torch.Tensor, dict[str, ModulationMaps]]:
+        """Classify ``x`` and return the modulators and gates of the chosen blocks.
+
+        ``which``: ``None`` for every block, or module paths (``"layers.3.blocks.1.modulation"``) and/or
+        ``(stage, block)`` index pairs such as ``(-1, -1)`` for the last block. Returns ``(logits, maps)`` with
+        ``maps[path] = ModulationMaps(modulator (B,C,h,w), gates (B,L+1,h,w))``. Nothing is stored on the model.
+        """
+        chosen = self._resolve_blocks(which)
+        self._check_input(x)
+        maps: dict[str, ModulationMaps] = {}
+        x = self.pos_drop(self.patch_embed(x))
+        for i, stage in enumerate(self.layers):
+            for j, blk in enumerate(stage.blocks):
+                name = f"layers.{i}.blocks.{j}.modulation"
+                if name in chosen:
+                    x, maps[name] = blk(x, return_maps=True)
+                else:
+                    x = blk(x)
+            x = stage.forward_downsample(x)
+        logits = self.forward_head(self.norm(x))
+        return logits, maps
+
+
+# ---------------------------------------------------------------------------------------------------- variants
+_SRC = "microsoft/FocalNet classification/focalnet.py + configs (spec §3.1); params measured on the original code"
+
+_FOCALNET_VARIANTS = {
+    # name: (kwargs, params@1000 classes, GMACs @ img_size, top1, num_classes, img_size)
+    "focalnet_tiny_srf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=2, focal_windows=3, drop_path_rate=0.2),
+                          28_427_116, 4.4, 82.1, 1000, 224),
+    "focalnet_tiny_lrf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=3, focal_windows=3, drop_path_rate=0.2),
+                          28_647_928, 4.5, 82.3, 1000, 224),
+    "focalnet_small_srf": (dict(depths=[2, 2, 18, 2], embed_dim=96, focal_levels=2, focal_windows=3,
+                                drop_path_rate=0.3), 49_891_216, 8.6, 83.4, 1000, 224),
+    "focalnet_small_lrf": (dict(depths=[2, 2, 18, 2], embed_dim=96, focal_levels=3, focal_windows=3,
+                                drop_path_rate=0.3), 50_342_440, 8.7, 83.5, 1000, 224),
+    "focalnet_base_srf": (dict(depths=[2, 2, 18, 2], embed_dim=128, focal_levels=2, focal_windows=3,
+                               drop_path_rate=0.5), 88_148_144, 15.3, 83.7, 1000, 224),
+    "focalnet_base_lrf": (dict(depths=[2, 2, 18, 2], embed_dim=128, focal_levels=3, focal_windows=3,
+                               drop_path_rate=0.5), 88_749_768, 15.4, 83.9, 1000, 224),
+    "focalnet_tiny_iso": (dict(depths=[12], embed_dim=192, patch_size=16, focal_levels=3, focal_windows=3,
+                               drop_path_rate=0.2), 5_880_280, 1.1, 74.1, 1000, 224),
+    "focalnet_small_iso": (dict(depths=[12], embed_dim=384, patch_size=16, focal_levels=3, focal_windows=3,
+                                drop_path_rate=0.2), 22_376_344, 4.3, 80.9, 1000, 224),
+    # base_iso: the released checkpoint was trained with the init-commit code, where `use_postln` meant a LayerNorm
+    # inside the modulation of a pre-norm block. We build what the checkpoint holds (87,255,832 params). The HEAD
+    # reading (block post-norm, 87,237,400) is reachable with
+    # create_model("focalnet_base_iso", use_postln=True, use_postln_in_modulation=False).
+    "focalnet_base_iso": (dict(depths=[12], embed_dim=768, patch_size=16, focal_levels=3, focal_windows=3,
+                               use_layerscale=True, use_postln=False, use_postln_in_modulation=True,
+                               drop_path_rate=0.2), 87_255_832, 16.9, 82.4, 1000, 224),
+    "focalnet_large_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=3, focal_windows=5,
+                                use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
+                           207_100_744, 102.25, None, 21842, 384),
+    # fl4 + normalize_modulator: the L yaml and FocalNet-DINO (which used the L-fl4 checkpoint for its published
+    # results) set it; for XL only DINO does (the yaml is silent, timm/HF never set it). We follow the authors'
+    # DINO code for both; `normalize_modulator=False` gives the other reading.
+    "focalnet_large_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=4, focal_windows=3,
+                                use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
+                                drop_path_rate=0.5), 207_281_248, 102.40, None, 21842, 384),
+    "focalnet_xlarge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=3, focal_windows=5,
+                                 use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
+                            366_082_120, 180.73, None, 21842, 384),
+    "focalnet_xlarge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=4, focal_windows=3,
+                                 use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
+                                 drop_path_rate=0.5), 366_322_784, 180.93, None, 21842, 384),
+    "focalnet_huge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=3, focal_windows=3,
+                               use_conv_embed=True, use_postln=True, use_layerscale=True,
+                               use_postln_in_modulation=True, drop_path_rate=0.5),
+                          686_564_424, 115.10, None, 21842, 224),
+    "focalnet_huge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=4, focal_windows=3,
+                               use_conv_embed=True, use_postln=True, use_layerscale=True,
+                               use_postln_in_modulation=True, drop_path_rate=0.5),
+                          689_277_664, 115.81, None, 21842, 224),
+}
+
+for _name, (_kw, _params, _gmacs, _top1, _ncls, _res) in _FOCALNET_VARIANTS.items():
+    register_model(
+        ModelSpec(
+            name=_name,
+            family="focalnet",
+            builder=FocalNet,
+            kwargs={**_kw, "img_size": _res},
+            num_classes=_ncls,
+            img_size=_res,
+            params=_params,
+            gmacs=_gmacs,
+            top1=_top1,
+            source=_SRC,
+        )
+    )

@@ -1,0 +1,111 @@
+"""The model registry: one table of complete, named variants for every model family.
+
+Each entry is a :class:`ModelSpec` holding the model class and the *complete* keyword arguments of the variant
+(never completed later by a YAML file), the resolution and class count it was published at, and the paper numbers
+used by ``focalnet models``. ``create_model`` builds a variant with optional keyword overrides and, on request,
+loads its default pretrained weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "create_model", "model_specs"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named, fully specified variant.
+
+    ``kwargs`` are the constructor's keyword arguments with ``num_classes`` left to ``num_classes`` below, so that
+    ``create_model(name)`` builds the network exactly as published. ``source`` cites where the numbers come from.
+    """
+
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    kwargs: dict[str, Any]
+    num_classes: int = 1000
+    img_size: int = 224
+    params: int | None = None  # trainable parameters at 1000 classes, measured on the original code
+    gmacs: float | None = None  # published GMACs at ``img_size`` (paper / README "FLOPs" are MACs)
+    top1: float | None = None  # published ImageNet-1K top-1 of the released weights, if any
+    source: str = ""
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        kw = dict(self.kwargs)
+        kw.setdefault("num_classes", self.num_classes)
+        kw.update(overrides)
+        return kw
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a variant to the registry. Registering a name twice is an error, never a silent replacement."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # Model families register themselves on import; importing the package imports them all.
+    import focalnet.models  # noqa: F401
+
+
+def model_specs() -> dict[str, ModelSpec]:
+    _ensure_loaded()
+    return dict(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = [n for n in _REGISTRY if name.split("_")[0] in n] or sorted(_REGISTRY)
+        raise KeyError(f"unknown model {name!r}; known models include: {', '.join(sorted(close)[:20])}") from None
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Names of registered variants matching a shell-style ``pattern`` (e.g. ``"focalnet_*_lrf"``)."""
+    _ensure_loaded()
+    return sorted(
+        n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
+    )
+
+
+def create_model(
+    name: str,
+    pretrained: bool | str = False,
+    device: str | torch.device | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build the registered variant ``name``.
+
+    ``overrides`` replace any constructor keyword (e.g. ``num_classes=10, drop_path_rate=0.1``).
+    ``pretrained=True`` loads the variant's default released weights; a string picks a weights tag
+    (see ``focalnet.list_weights(name)``) or names a local file / URL to load instead.
+    """
+    spec = get_spec(name)
+    kwargs = spec.build_kwargs(**overrides)
+    if device is not None:
+        with torch.device(device):
+            model = spec.builder(**kwargs)
+    else:
+        model = spec.builder(**kwargs)
+    if pretrained:
+        from focalnet.weights import load_pretrained
+
+        load_pretrained(model, name, pretrained, num_classes=kwargs.get("num_classes"))
+    return model

@@ -1,0 +1,159 @@
+"""Reading checkpoint files safely and loading them strictly, with errors that say what is wrong.
+
+Files are read with ``torch.load(weights_only=True)`` or as safetensors; a pickle that needs arbitrary code is
+refused. ``load_weights`` detects the layout of a state dict (original / timm / Hugging Face / ours), converts
+it to the model's canonical layout and loads it strictly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["CheckpointError", "load_state_dict_file", "unwrap_state_dict", "load_weights"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model; the message says why."""
+
+
+def load_state_dict_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a ``.pth``/``.pt``/``.bin`` (weights-only pickle) or ``.safetensors`` file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); the download or save was interrupted")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if path.suffix == ".safetensors" or (len(magic) == 8 and not magic.startswith(b"PK") and magic[:1] != b"\x80"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError as e:  # pragma: no cover - safetensors is in the weights extra
+            raise CheckpointError("reading .safetensors needs `pip install focalnet[weights]`") from e
+        try:
+            return load_file(str(path), device=str(map_location))
+        except Exception as e:  # safetensors raises its own error types
+            raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to load {path}: it contains pickled Python objects that are not plain tensors/containers "
+            f"({str(e).splitlines()[0][:200]}). Only weights-only checkpoints are loaded; if you trust the file, "
+            "re-save its state dict with torch.save(model.state_dict(), ...)"
+        ) from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path} is corrupt or truncated and cannot be read ({str(e).splitlines()[0]})") from e
+
+
+def unwrap_state_dict(obj: Mapping) -> dict[str, torch.Tensor]:
+    """Find the state dict inside a checkpoint (``model``/``state_dict``/``model_ema`` wrappers, ``module.``)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+    for key in ("model", "state_dict", "model_state", "module"):
+        if key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    sd = {}
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        if k.startswith("module."):
+            k = k[len("module.") :]
+        sd[k] = v
+    if not sd:
+        raise CheckpointError("checkpoint contains no tensors")
+    return sd
+
+
+def _read_source(source, map_location) -> dict:
+    if isinstance(source, Mapping):
+        return dict(source)
+    s = str(source)
+    if s.startswith(("http://", "https://")):
+        from .hub import download
+
+        return load_state_dict_file(download(s), map_location)
+    return load_state_dict_file(s, map_location)
+
+
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
+    """Raise a :class:`CheckpointError` naming missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+
+    def _fmt(title, items):
+        if not items:
+            return ""
+        more = f" ... (+{len(items) - 8} more)" if len(items) > 8 else ""
+        return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
+
+    hint = ""
+    try:
+        from .identify import guess_variant
+
+        guess = guess_variant(sd)
+        if guess:
+            hint = f"\n  the checkpoint looks like {guess}"
+    except ImportError:
+        pass
+    raise CheckpointError(
+        f"checkpoint does not fit {type(model).__name__}:"
+        + _fmt("missing keys", missing)
+        + _fmt("unexpected keys", unexpected)
+        + _fmt("shape mismatches", shapes)
+        + hint
+    )
+
+
+def load_weights(
+    model: nn.Module,
+    source,
+    *,
+    strict: bool = True,
+    drop_head: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> nn.Module:
+    """Load ``source`` (a path, an URL or an in-memory state dict) into ``model``.
+
+    The layout is detected and converted to the model's own. ``drop_head=True`` ignores the checkpoint's
+    classifier (for fine-tuning with another number of classes). With ``strict`` (the default) any other
+    mismatch raises a :class:`CheckpointError` that names the keys. Returns the model.
+    """
+    sd = unwrap_state_dict(_read_source(source, map_location))
+    try:
+        from .convert import to_canonical
+
+        sd = to_canonical(model, sd)
+    except ImportError:
+        pass
+    if drop_head:
+        own = model.state_dict()
+        sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
+        sd.update({k: v for k, v in own.items() if k.startswith("head.")})
+    if strict:
+        check_state_dict(model, sd)
+    result = model.load_state_dict(sd, strict=strict)
+    if not strict and (result.missing_keys or result.unexpected_keys):
+        _logger.warning(
+            "non-strict load: %d missing, %d unexpected keys", len(result.missing_keys), len(result.unexpected_keys)
+        )
+    return model

@@ -1,0 +1,73 @@
+"""One record per released checkpoint: where it lives, what it classifies, how to preprocess for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """A released checkpoint of a registered variant.
+
+    ``urls`` are tried in order (the first is the preferred, currently reachable location); ``available`` is False
+    for checkpoints whose every known link is dead. ``sha256`` pins the file when known. ``label_set`` is
+    ``"imagenet-1k"`` or ``"imagenet-22k"`` (21,842 logits whose first 1,000 are the 1K classes in standard order).
+    """
+
+    variant: str
+    tag: str
+    urls: tuple[str, ...]
+    file_name: str
+    num_classes: int
+    label_set: str
+    input_size: int
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    top1: float | None = None
+    layout: str = "original"  # layout of the file: original | timm | hf | focalnet
+    sha256: str | None = None
+    available: bool = True
+    license: str = "MIT"
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}.{self.tag}"
+
+
+_WEIGHTS: dict[str, WeightsRecord] = {}
+_DEFAULT: dict[str, str] = {}
+
+
+def register_weights(record: WeightsRecord, default: bool = False) -> WeightsRecord:
+    if record.name in _WEIGHTS:
+        raise ValueError(f"weights {record.name!r} already registered")
+    _WEIGHTS[record.name] = record
+    if default or record.variant not in _DEFAULT:
+        _DEFAULT[record.variant] = record.name
+    return record
+
+
+def _ensure_loaded() -> None:
+    import focalnet.models  # noqa: F401  (variants and their weights records register on import)
+
+
+def list_weights(variant: str | None = None) -> list[WeightsRecord]:
+    _ensure_loaded()
+    return [r for r in _WEIGHTS.values() if variant is None or r.variant == variant]
+
+
+def get_weights(name: str) -> WeightsRecord:
+    """``"focalnet_tiny_srf"`` (its default weights) or ``"focalnet_tiny_srf.ms_in1k"`` (a tag)."""
+    _ensure_loaded()
+    if name in _WEIGHTS:
+        return _WEIGHTS[name]
+    if name in _DEFAULT:
+        return _WEIGHTS[_DEFAULT[name]]
+    raise KeyError(f"no released weights named {name!r}; see focalnet.list_weights()")
