@@ -20,11 +20,12 @@ __all__ = ["effective_receptive_field", "erf_radius"]
 
 def effective_receptive_field(
     model: nn.Module, x: torch.Tensor, stage: int = -1, location: tuple[int, int] | None = None
-) -> torch.Tensor:
-    """ERF of one output location of ``stage`` on the input ``x`` ``(B, 3, H, W)``: a ``(H, W)`` map, sum = 1.
+) -> tuple[torch.Tensor, tuple[float, float]]:
+    """ERF of one output location of ``stage`` on the input ``x`` ``(B, 3, H, W)``.
 
-    ``location`` is ``(row, col)`` on that stage's token grid (default: its centre). The model's weights get no
-    gradient and the model is left in the mode it was in.
+    Returns the ``(H, W)`` map (sum 1) and the pixel centre ``(y, x)`` of the chosen token. ``location`` is
+    ``(row, col)`` on that stage's token grid (default: its centre). The model's weights get no gradient and the
+    model is left in the mode it was in.
     """
     n = len(model.layers)
     stage = stage % n
@@ -38,7 +39,9 @@ def effective_receptive_field(
         (grad,) = torch.autograd.grad(feats[:, :, y0, x0].sum(), x)
     erf = grad.abs().sum(1).mean(0)  # (H, W)
     total = erf.sum()
-    return erf / total if total > 0 else erf
+    r = x.shape[-2] / h if x.shape[-2] % h == 0 else model.feature_info[stage]["reduction"]
+    centre = ((y0 + 0.5) * r - 0.5, (x0 + 0.5) * r - 0.5)
+    return (erf / total if total > 0 else erf), centre
 
 
 def erf_radius(erf: torch.Tensor | np.ndarray, center: tuple[float, float], fraction: float = 0.5) -> float:

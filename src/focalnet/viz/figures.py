@@ -179,25 +179,32 @@ def heatmap_figure(
     image: np.ndarray,
     heatmaps: Mapping[str, np.ndarray],
     title: str | None = None,
-    point: tuple[float, float] | None = None,
+    point: tuple[float, float] | Sequence[tuple[float, float]] | None = None,
     meaningful: bool = True,
     log: bool = False,
 ):
-    """Input, then one overlay per named heat map (ERF, attention...); ``point`` = (y, x) pixel marked with a cross."""
+    """Input, then one overlay per named heat map (ERF, attention...).
+
+    ``point`` = a (y, x) pixel marked with a cross on every panel, or one point per heat map.
+    """
     n = len(heatmaps)
     pw, ph = _panel_size(image)
     fig = _figure(pw * (n + 1), ph + 0.9)
     axes = fig.subplots(1, n + 1, squeeze=False)[0]
+    if point is None or isinstance(point[0], (int, float, np.number)):
+        points = [point] * n
+    else:
+        points = list(point)
     axes[0].imshow(image)
     axes[0].set_title("input")
-    for ax, (name, m) in zip(axes[1:], heatmaps.items(), strict=True):
+    _off(axes[0])
+    for ax, (name, m), p in zip(axes[1:], heatmaps.items(), points, strict=True):
         m = np.log10(np.asarray(m, dtype=np.float64) + 1e-12 * max(float(np.max(m)), 1e-30)) if log else m
         ax.imshow(overlay(image, m))
         ax.set_title(name, fontsize=9)
-    for ax in axes:
         _off(ax)
-        if point is not None:
-            ax.plot([point[1]], [point[0]], marker="+", color="red", markersize=14, markeredgewidth=2)
+        if p is not None:
+            ax.plot([p[1]], [p[0]], marker="+", color="red", markersize=14, markeredgewidth=2)
     if title:
         fig.suptitle(title, fontsize=10)
     if not meaningful:

@@ -21,8 +21,10 @@ from .maps import compute_maps, resolve_blocks
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_frames", "count_frames", "render_frame", "write_animation",
-           "animate"]
+__all__ = [
+    "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "iter_frames", "count_frames", "render_frame", "maps_frame", "write_animation",
+    "animate",
+]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v"}
@@ -88,7 +90,11 @@ def count_frames(source: str | os.PathLike) -> int | None:
 
 def render_frame(model: nn.Module, frame, which=None, size: int | None = 224, weights: str | None = None) -> np.ndarray:
     """One animation frame: the input beside the modulator-norm overlay of each chosen block, side by side."""
-    maps = compute_maps(model, frame, which=which, size=size, weights=weights)
+    return maps_frame(compute_maps(model, frame, which=which, size=size, weights=weights))
+
+
+def maps_frame(maps) -> np.ndarray:
+    """The input and each block's modulator overlay of an :class:`~focalnet.viz.maps.ImageMaps`, side by side."""
     tiles = [maps.image] + [overlay(maps.image, b.modulator_norm_up) for b in maps.blocks]
     gap = np.full((maps.image.shape[0], 4, 3), 255, dtype=np.uint8)
     row = [tiles[0]]
