@@ -39,7 +39,7 @@ def effective_receptive_field(
         (grad,) = torch.autograd.grad(feats[:, :, y0, x0].sum(), x)
     erf = grad.abs().sum(1).mean(0)  # (H, W)
     total = erf.sum()
-    r = x.shape[-2] / h if x.shape[-2] % h == 0 else model.feature_info[stage]["reduction"]
+    r = model.feature_info[stage]["reduction"]  # token (y0, x0) covers pixels [y0*r, (y0+1)*r)
     centre = ((y0 + 0.5) * r - 0.5, (x0 + 0.5) * r - 0.5)
     return (erf / total if total > 0 else erf), centre
 
