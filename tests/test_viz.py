@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import golden_files, load_golden, require_golden
 
+from conftest import golden_files, load_golden, require_golden
 from focalnet import FocalNet
 from focalnet.viz import (
     PreparedImage,
@@ -43,8 +42,8 @@ def test_maps_equal_golden_modulator_norms_and_gates(name):
     logits, maps = modulation_maps(model, x, which=list(golden))
     torch.testing.assert_close(logits, blob["logits"], **TOL)
     for key, ref in golden.items():
-        torch.testing.assert_close(modulator_norm(maps[key].modulator), torch.linalg.vector_norm(ref["modulator"], dim=1),
-                                   **TOL)
+        expected = torch.linalg.vector_norm(ref["modulator"], dim=1)
+        torch.testing.assert_close(modulator_norm(maps[key].modulator), expected, **TOL)
         torch.testing.assert_close(maps[key].gates, ref["gates"], **TOL)
     # The figure-level API (what the CLI and the web demo use) carries the same numbers for the first image.
     H, W = x.shape[-2:]
@@ -144,14 +143,15 @@ def test_focal_kernels_are_channel_means_per_level():
 
 
 # ------------------------------------------------------------------------------------------------- ERF
-def test_effective_receptive_field_grows_with_depth():
+@pytest.mark.parametrize("target", ["features", "modulator"])
+def test_effective_receptive_field_grows_with_depth(target):
     from focalnet.viz.erf import effective_receptive_field, erf_radius
 
     model = _tiny()
     x = torch.randn(2, 3, 96, 96)
     radii = []
     for s in range(4):
-        erf, centre = effective_receptive_field(model, x, stage=s)
+        erf, centre = effective_receptive_field(model, x, stage=s, target=target)
         assert erf.shape == (96, 96) and (erf >= 0).all()
         torch.testing.assert_close(erf.sum(), torch.tensor(1.0))
         radii.append(erf_radius(erf, centre, 0.5))
@@ -162,7 +162,21 @@ def test_effective_receptive_field_grows_with_depth():
     assert radii[3] > radii[0]
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="outside"):
-        effective_receptive_field(model, x, stage=3, location=(9, 0))
+        effective_receptive_field(model, x, stage=3, location=(9, 0), target=target)
+
+
+def test_modulator_erf_is_the_focal_aggregation():
+    """With one focal level (3x3 depthwise), no global share and 1x1 patches, the modulator ERF is 3x3 tokens."""
+    from focalnet.viz.erf import effective_receptive_field
+
+    model = FocalNet(patch_size=1, embed_dim=4, depths=[1], focal_levels=1, focal_windows=3, num_classes=0).eval()
+    with torch.no_grad():
+        model.layers[0].blocks[0].modulation.f.weight[-1].zero_()  # global gate row -> gate = bias = 0
+        model.layers[0].blocks[0].modulation.f.bias[-1] = 0.0
+    erf, centre = effective_receptive_field(model, torch.randn(1, 3, 9, 9), stage=0, target="modulator")
+    assert centre == (4.0, 4.0)
+    support = (erf > 0).nonzero()
+    assert support.min(0).values.tolist() == [3, 3] and support.max(0).values.tolist() == [5, 5]
 
 
 # ------------------------------------------------------------------------------------------------- attention
@@ -260,11 +274,16 @@ def test_animation_roundtrip(tmp_path, suffix):
 
 
 # ------------------------------------------------------------------------------------------------- CLI
-def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys):
+def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys, monkeypatch):
     from PIL import Image
     from skimage import data
 
+    import focalnet
     from focalnet.cli import main
+
+    # The command's plumbing is under test, not a 28M-parameter network: build a tiny one under the name.
+    built = []
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: built.append(name) or _tiny())
 
     Image.fromarray(data.camera()[::4, ::4]).save(tmp_path / "gray.png")
     rgba = np.dstack([data.coffee()[::4, ::4], np.full(data.coffee()[::4, ::4].shape[:2], 200, np.uint8)])
@@ -281,6 +300,8 @@ def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys):
         for kind in ("input", "modulation", "gates", "erf"):
             assert (out / f"{stem}_{kind}.png").stat().st_size > 1000
         npz = np.load(out / f"{stem}_maps.npz")
-        assert {"modulator_norm/layers.0.blocks.1", "gates/layers.3.blocks.1", "erf/stage0", "image"} <= set(npz.files)
-        assert npz["modulator_norm_up/layers.3.blocks.1"].shape == npz["image"].shape[:2]
+        keys = {"modulator_norm/layers.0.blocks.0", "gates/layers.3.blocks.0", "erf_modulator/layers.3.blocks.0"}
+        assert keys | {"image"} <= set(npz.files)
+        assert npz["modulator_norm_up/layers.3.blocks.0"].shape == npz["image"].shape[:2]
     assert (out / "kernels.png").exists() and (out / "anim.gif").exists()
+    assert built == ["focalnet_tiny_srf"]

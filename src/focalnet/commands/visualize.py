@@ -37,7 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=224, help="resize the shorter side to this (0 = keep size)")
     parser.add_argument("--max-side", type=int, default=None, help="cap on the longer side (default 4 x --size)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--erf", action="store_true", help="also the effective receptive field of the centre")
+    parser.add_argument("--erf", nargs="?", const="modulator", choices=("modulator", "features"), default=None,
+                        help="also the gradient ERF of the centre token: of each chosen block's modulator (default) "
+                        "or of the stage output ('features')")
     parser.add_argument("--query", nargs=2, type=float, default=(0.5, 0.5), metavar=("Y", "X"),
                         help="Focal Transformer: query location as fractions of height/width (default centre)")
     parser.add_argument("--head", type=int, default=None, help="Focal Transformer: one head (default: mean)")
@@ -122,14 +124,16 @@ def _focalnet_outputs(model, name: str, source, args, which, out: Path, weights:
     if args.erf:
         H, W = prepared.size
         heat, points = {}, []
-        for s in sorted({b.stage for b in maps.blocks}):
-            erf, centre = effective_receptive_field(model, prepared.tensor.to(args.device), stage=s)
-            heat[f"ERF of the centre token, stage {s + 1} (log)"] = erf[:H, :W].cpu().numpy()
+        x = prepared.tensor.to(args.device)
+        for b in maps.blocks:
+            erf, centre = effective_receptive_field(model, x, stage=b.stage, block=b.block, target=args.erf)
+            where = f"stage {b.stage + 1}" + (f", block {b.block + 1}" if args.erf == "modulator" else "")
+            heat[f"ERF of the centre {args.erf}, {where} (log)"] = erf[:H, :W].cpu().numpy()
             points.append(centre)
-            maps.extra[f"erf/stage{s}"] = erf.cpu().numpy()
+            maps.extra[f"erf_{args.erf}/{b.key}"] = erf.cpu().numpy()
         if not args.no_figures:
-            fig = heatmap_figure(maps.image, heat, point=points, meaningful=maps.meaningful,
-                                 log=True, title="effective receptive field: |d feature(centre) / d pixel|")
+            fig = heatmap_figure(maps.image, heat, point=points, meaningful=maps.meaningful, log=True,
+                                 title=f"effective receptive field: |d {args.erf}(centre token) / d pixel|")
             save_figure(fig, out / f"{name}_erf.png")
     if not args.no_figures:
         from PIL import Image

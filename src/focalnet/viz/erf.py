@@ -1,10 +1,17 @@
 """Gradient-based effective receptive field (Luo et al., 2016): which input pixels move one output location.
 
-For a stage's feature map ``F`` (``forward_intermediates``: after the stage's blocks, before downsampling) and a
-location ``(y, x)``, the ERF is ``sum_c |d F[c, y, x] / d input|`` summed over the colour channels and averaged
-over the batch. With more focal levels (larger, stacked depthwise kernels) and in later stages the mass spreads
-further; :func:`erf_radius` turns that into one number per map. The global focal level lets every pixel contribute
-a little, so the map never falls exactly to zero away from the location.
+Two targets:
+
+* ``"features"``: a stage's output feature map ``F`` (``forward_intermediates``: after the stage's blocks, before
+  downsampling). Its ERF includes the residual path, which at initialisation dominates (the modulation branches
+  start small), so it mostly shows the patch hierarchy.
+* ``"modulator"``: the modulator ``h(ctx_all)`` of one block (from ``forward_modulation``). It has no skip
+  connection, so its ERF is the focal aggregation itself: the stacked depthwise kernels of every focal level
+  (3, 5, 7... tokens) plus the global level. This is where more focal levels visibly widen the field.
+
+The map is ``sum_c |d T[c, y, x] / d input|`` over the colour channels, averaged over the batch and normalised to
+sum 1. The global focal level lets every pixel contribute a little, so the map never falls exactly to zero;
+:func:`erf_radius` turns a map into one number.
 """
 
 from __future__ import annotations
@@ -13,33 +20,44 @@ import numpy as np
 import torch
 from torch import nn
 
-from .maps import _eval_mode
+from .maps import _eval_mode, _reduction, resolve_blocks
 
 __all__ = ["effective_receptive_field", "erf_radius"]
 
 
 def effective_receptive_field(
-    model: nn.Module, x: torch.Tensor, stage: int = -1, location: tuple[int, int] | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    stage: int = -1,
+    location: tuple[int, int] | None = None,
+    target: str = "features",
+    block: int = -1,
 ) -> tuple[torch.Tensor, tuple[float, float]]:
-    """ERF of one output location of ``stage`` on the input ``x`` ``(B, 3, H, W)``.
+    """ERF of one location of ``stage`` on the input ``x`` ``(B, 3, H, W)``.
 
-    Returns the ``(H, W)`` map (sum 1) and the pixel centre ``(y, x)`` of the chosen token. ``location`` is
-    ``(row, col)`` on that stage's token grid (default: its centre). The model's weights get no gradient and the
-    model is left in the mode it was in.
+    ``target="features"`` uses the stage output, ``"modulator"`` the modulator of ``block`` in that stage.
+    ``location`` is ``(row, col)`` on the stage's token grid (default: its centre). Returns the ``(H, W)`` map
+    (sum 1) and the pixel centre ``(y, x)`` of the chosen token. The weights get no gradient and the model is left
+    in the mode it was in.
     """
-    n = len(model.layers)
-    stage = stage % n
+    if target not in ("features", "modulator"):
+        raise ValueError(f"target must be 'features' or 'modulator', got {target!r}")
+    ((stage, block),) = resolve_blocks(model, [(stage, block)])
     x = x.detach().clone().requires_grad_(True)
     with _eval_mode(model), torch.enable_grad():
-        feats = model.forward_intermediates(x, indices=[stage])[0]  # (B, C, h, w)
-        h, w = feats.shape[-2:]
+        if target == "features":
+            out = model.forward_intermediates(x, indices=[stage])[0]  # (B, C, h, w)
+        else:
+            _, maps = model.forward_modulation(x, which=[(stage, block)])
+            out = maps[f"layers.{stage}.blocks.{block}.modulation"].modulator  # (B, C, h, w)
+        h, w = out.shape[-2:]
         y0, x0 = (h // 2, w // 2) if location is None else location
         if not (0 <= y0 < h and 0 <= x0 < w):
             raise ValueError(f"location {(y0, x0)} is outside stage {stage}'s {h}x{w} token grid")
-        (grad,) = torch.autograd.grad(feats[:, :, y0, x0].sum(), x)
+        (grad,) = torch.autograd.grad(out[:, :, y0, x0].sum(), x)
     erf = grad.abs().sum(1).mean(0)  # (H, W)
     total = erf.sum()
-    r = model.feature_info[stage]["reduction"]  # token (y0, x0) covers pixels [y0*r, (y0+1)*r)
+    r = _reduction(model, stage)  # token (y0, x0) covers pixels [y0*r, (y0+1)*r)
     centre = ((y0 + 0.5) * r - 0.5, (x0 + 0.5) * r - 0.5)
     return (erf / total if total > 0 else erf), centre
 
