@@ -80,7 +80,7 @@ def _read_source(source, map_location) -> dict:
     if isinstance(source, Mapping):
         return dict(source)
     s = str(source)
-    if s.startswith(("http://", "https://")):
+    if s.startswith(("http://", "https://", "hf://", "file://")):
         from .hub import download
 
         return load_state_dict_file(download(s), map_location)
