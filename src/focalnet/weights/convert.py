@@ -231,7 +231,8 @@ def _focalnet_to_canonical(model: nn.Module, sd: dict[str, torch.Tensor]) -> dic
         if ref is not None and ref.shape != v.shape and ref.numel() == v.numel():
             if [d for d in ref.shape if d != 1] == [d for d in v.shape if d != 1]:
                 out[k] = v.reshape(ref.shape)
-    return out
+    # The model's key order (timm's moved downsamples reorder keys), unknown keys last for the error message.
+    return {**{k: out[k] for k in own if k in out}, **{k: v for k, v in out.items() if k not in own}}
 
 
 register_converter("FocalNet", _focalnet_to_canonical)
