@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -144,7 +145,7 @@ def download(
                     f"HTTP {e.code} {e.reason} for {url}; the link may be dead (see focalnet.list_weights() for "
                     "mirrors), or download the file yourself and pass its path"
                 ) from e
-            except (urllib.error.URLError, OSError) as e:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", e)
                 raise DownloadError(
                     f"cannot reach {parsed.netloc} for {url} ({reason}); are you offline? Put the file at {dest} "
@@ -161,7 +162,7 @@ def download(
                         received += len(chunk)
                         if bar is not None:
                             bar.update(len(chunk))
-                except (OSError, urllib.error.URLError) as e:
+                except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
                     raise DownloadError(f"download of {url} broke off after {received} bytes ({e})") from e
                 finally:
                     if bar is not None:
