@@ -427,13 +427,15 @@ def test_download_caches_verifies_and_reports_errors(server, cache):
     (root / "a.bin").write_bytes(b"weights" * 1000)
     digest = hashlib.sha256(b"weights" * 1000).hexdigest()
 
-    p1 = hub.download(base + "a.bin", sha256=digest, progress=False)
-    p2 = hub.download(base + "a.bin", sha256=digest[:16], progress=False)
+    p1 = hub.download(base + "a.bin", sha256=digest, progress=False, verify=False)
+    p2 = hub.download(base + "a.bin", sha256=digest[:16], progress=False, verify=False)
     assert p1 == p2 == cache / "a.bin" and p1.read_bytes() == b"weights" * 1000
     assert _Handler.requests == ["/a.bin"]  # the second call was a cache hit
 
     with pytest.raises(hub.DownloadError, match="SHA-256 mismatch"):
-        hub.download(base + "a.bin", cache_dir=cache / "other", sha256="0" * 64, progress=False)
+        hub.download(base + "a.bin", cache_dir=cache / "other", sha256="0" * 64, progress=False, verify=False)
+    with pytest.raises(CheckpointError, match="not a usable checkpoint"):
+        hub.download(base + "a.bin", cache_dir=cache / "other", progress=False)  # verify: not a checkpoint
     assert list((cache / "other").iterdir()) == []  # no partial or unverified file kept
 
     with pytest.raises(hub.DownloadError, match="HTTP 404"):
@@ -515,6 +517,7 @@ def test_dead_records_and_bad_downloads_are_clear(server, cache, monkeypatch):
                                                label_set="imagenet-1k"))
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         focalnet.create_model(name, pretrained=True)
+    assert not cache.exists() or not any(cache.iterdir())  # a corrupt download is never cached
     with pytest.raises(FileNotFoundError, match="tags: test"):
         focalnet.create_model(name, pretrained="no_such_tag")
 

@@ -93,18 +93,35 @@ def _download_hf(url: str, cache: Path, sha256: str | None) -> Path:
     return path
 
 
+def _verify_readable(path: Path, url: str) -> None:
+    """Check that a downloaded checkpoint parses (cheaply: memory-mapped, tensors are not read)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head == b"PK":  # zip-based torch.save: weights-only unpickling of the index, data memory-mapped
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        else:
+            load_state_dict_file(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"downloaded {url} but it is not a usable checkpoint: {e}") from e
+    except Exception as e:  # torch raises several types for damaged archives
+        raise CheckpointError(f"downloaded {url} but it is corrupt or truncated and cannot be read ({e})") from e
+
+
 def download(
     url: str,
     cache_dir: str | os.PathLike | None = None,
     sha256: str | None = None,
     progress: bool = True,
     file_name: str | None = None,
+    verify: bool = True,
 ) -> Path:
     """Fetch ``url`` into the cache (once) and return the local path.
 
-    ``sha256`` (full hex digest or a prefix of it) is verified after the download and on every cache hit. Errors
-    (HTTP status, unreachable host, hash mismatch, short read) raise :class:`DownloadError` and leave no partial
-    file behind.
+    ``sha256`` (full hex digest or a prefix of it) is verified after the download and on every cache hit. With
+    ``verify`` the new file must also read as a weights-only checkpoint before it enters the cache. Errors (HTTP
+    status, unreachable host, hash mismatch, short read) raise :class:`DownloadError`, an unreadable file
+    :class:`CheckpointError`; neither leaves a partial file behind.
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if url.startswith("hf://"):
@@ -173,6 +190,8 @@ def download(
             raise DownloadError(f"{url} returned an empty file")
         if sha256 is not None and not digest.hexdigest().startswith(sha256.lower()):
             raise DownloadError(f"SHA-256 mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
+        if verify:
+            _verify_readable(tmp, url)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
