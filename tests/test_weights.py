@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 import focalnet
+from conftest import golden_files, load_golden
 from focalnet.models import registry
 from focalnet.models.focalnet import FocalNet
 from focalnet.weights import convert, hub, records
@@ -39,8 +40,6 @@ from focalnet.weights.convert import (
 from focalnet.weights.export import atomic_write, convert_checkpoint
 from focalnet.weights.identify import guess_variant, register_identifier
 from focalnet.weights.loading import CheckpointError, load_state_dict_file
-
-from conftest import golden_files, load_golden
 
 ATOL = RTOL = 1e-4
 
