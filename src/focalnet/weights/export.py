@@ -137,7 +137,7 @@ def read_checkpoint(src: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
 
 
 def _id2label(num_classes: int) -> dict[int, str] | None:
-    from .labels import labels
+    from .label_sets import labels
 
     try:
         if num_classes == 1000:

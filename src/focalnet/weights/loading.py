@@ -111,8 +111,12 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
         from .identify import guess_variant
 
         guess = guess_variant(sd)
+        head = sd.get("head.weight")
+        classes = f"{head.shape[0]}-class head" if head is not None else "no head"
         if guess:
-            hint = f"\n  the checkpoint looks like {guess}"
+            hint = f"\n  the checkpoint looks like {guess} ({classes})"
+        else:
+            hint = f"\n  the checkpoint matches no registered variant ({classes})"
     except ImportError:
         pass
     raise CheckpointError(
