@@ -16,7 +16,12 @@ import argparse
 def configure(parser: argparse.ArgumentParser) -> None:
     from focalnet.weights.export import FORMATS
 
-    parser.description = __doc__.split("\n\n")[0]
+    parser.description = (
+        "Convert a FocalNet checkpoint between the original, timm, Hugging Face and safetensors formats; the result "
+        "is verified against the variant's shapes and written atomically."
+    )
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "examples:\n" + __doc__.split("Examples::\n\n")[1]
     parser.add_argument("src", help="checkpoint file, HF directory, URL, or registered weights name")
     parser.add_argument("dst", help="output file (directory for --to hf)")
     parser.add_argument("--model", default=None, help="registered variant name (default: from a config or the shapes)")
