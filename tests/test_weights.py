@@ -335,6 +335,8 @@ def test_convert_cli_round_trip_and_hf_from_pretrained(tmp_path, capsys):
     sd = ours.state_dict()
     assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
 
+    reloaded = focalnet.load_weights(FocalNet(**kw), tmp_path / "hf")  # an HF directory loads directly too
+    assert all(torch.equal(reloaded.state_dict()[k], v) for k, v in sd.items())
     hf = transformers.FocalNetForImageClassification.from_pretrained(tmp_path / "hf").eval()
     x = _x()
     with torch.no_grad():

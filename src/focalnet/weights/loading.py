@@ -84,6 +84,11 @@ def _read_source(source, map_location) -> dict:
         from .hub import download
 
         return load_state_dict_file(download(s), map_location)
+    if Path(s).is_dir():  # a Hugging Face model directory (save_pretrained / focalnet convert --to hf)
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (Path(s) / name).is_file():
+                return load_state_dict_file(Path(s) / name, map_location)
+        raise FileNotFoundError(f"{s} is a directory without model.safetensors or pytorch_model.bin")
     return load_state_dict_file(s, map_location)
 
 
