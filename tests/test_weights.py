@@ -562,3 +562,12 @@ def test_labels():
     names22 = focalnet.weights.labels("imagenet-22k")
     assert len(names22) == 21842 and names22[:1000] == names
     assert focalnet.weights.synsets("imagenet-22k")[850] == "n04399382"  # teddy bear: a 1K class absent in 22K
+
+
+def test_hf_sources_offline_give_a_clear_error(cache, monkeypatch):
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never reach the network from tests
+    with pytest.raises(hub.DownloadError, match="offline, or the hub is unreachable"):
+        hub.download("hf://timm/focalnet_tiny_srf.ms_in1k/model.safetensors")
+    with pytest.raises(hub.DownloadError, match="hf://owner/repo"):
+        hub.download("hf://only-a-repo")
