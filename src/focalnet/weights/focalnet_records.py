@@ -10,7 +10,8 @@ Where the files are (checked against the spec, November 2026):
   models. Both are converted on load (:mod:`focalnet.weights.convert`).
 * H fl3/fl4 (IN-22K, 224): the authors' links are dead; timm's re-uploads are the only first-party-derived copies
   (timm's config declares the H-fl4 file headless, ``num_classes=0``). A third-party upload of the original files
-  exists on the Hugging Face hub (``xiuqhou/FocalNet``); it is listed last and is not vouched for.
+  exists on the Hugging Face hub (``xiuqhou/FocalNet``); we do not download it automatically (no pinned hash, no
+  provenance) -- load it explicitly with ``load_weights(model, "hf://xiuqhou/FocalNet/<file>")`` if you trust it.
 * T/S/B isotropic (IN-1K, 224): only the dead blob links exist, so these records say ``available=False``.
 
 No SHA-256 is pinned: none is published and the files could not be fetched from this machine. The download code
@@ -129,11 +130,11 @@ for _v, _file in _IN22K_224.items():
             input_size=224,
             crop_pct=0.875,
             layout="timm",
-            mirrors=(_timm(_v, "ms_in22k"), (f"hf://xiuqhou/FocalNet/{_file}", "original")),
+            mirrors=(_timm(_v, "ms_in22k"),),
             dead_urls=(_BLOB + _file,),
             notes=_22K_NOTE
             + " The authors' link is dead; served from timm's re-upload"
             + (" (declared headless by timm: the classifier stays randomly initialised)" if headless else "")
-            + ", then a third-party copy of the original file (xiuqhou/FocalNet, unverified).",
+            + ". A third-party copy of the original file (xiuqhou/FocalNet) is not fetched automatically.",
         )
     )
