@@ -65,7 +65,7 @@ def test_page_and_maps_over_http(app):
     r = client.post("/api/maps", data={"image": (io.BytesIO(_png_bytes()), "a.png"), "model": MODEL})
     assert r.status_code == 200, r.json
     body = r.json
-    assert body["warning"] and "not meaningful" in body["warning"]
+    assert body["warning"] and "not meaningful" in body["warning"] and body["top5"] == []
     assert _decode(body["input"]).size == (128, 96)  # shorter side 96, aspect kept
     assert len(body["modulation"]) == 4 and len(body["gates"]) == 3  # 4 stages; levels 1, 2 + global
     for item in body["modulation"] + body["gates"]:
@@ -73,6 +73,9 @@ def test_page_and_maps_over_http(app):
     r = client.post("/api/maps", data={"image": (io.BytesIO(_png_bytes(seed=1)), "b.png"), "weights": "trained.pth",
                                        "stage": "0"})
     assert r.status_code == 200 and r.json["warning"] is None and r.json["gate_block"] == "stage 1, block 2"
+    top5 = r.json["top5"]  # named ImageNet classes, probabilities in decreasing order
+    assert len(top5) == 5 and all(isinstance(t["label"], str) for t in top5)
+    assert [t["prob"] for t in top5] == sorted((t["prob"] for t in top5), reverse=True)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +87,7 @@ def test_page_and_maps_over_http(app):
         ({"image": (io.BytesIO(_png_bytes()[:200]), "cut.png")}, 400, "damaged"),
         ({"image": (io.BytesIO(_png_bytes()), "a.png"), "model": "focalnet_huge_fl4"}, 400, "unknown model"),
         ({"image": (io.BytesIO(_png_bytes()), "a.png"), "weights": "/etc/passwd"}, 400, "unknown weights"),
-        ({"image": (io.BytesIO(_png_bytes()), "a.png"), "weights": "wrong.pth"}, 400, "does not fit"),
+        ({"image": (io.BytesIO(_png_bytes()), "a.png"), "weights": "wrong.pth"}, 400, "cannot compute maps: "),
         ({"image": (io.BytesIO(_png_bytes()), "a.png"), "stage": "x"}, 400, "integer"),
         ({"image": (io.BytesIO(b"\0" * 700_000), "big.png")}, 413, "too large"),
     ],

@@ -119,6 +119,22 @@ def _read_upload(data: bytes, max_pixels: int):
     return im
 
 
+def _top5(logits: np.ndarray) -> list[dict]:
+    """The five most probable classes, named when the head is ImageNet-1K (only shown for loaded weights)."""
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    names = None
+    if len(z) == 1000:
+        try:
+            from focalnet.weights.label_sets import labels
+
+            names = labels("imagenet-1k")
+        except (ImportError, OSError):
+            names = None
+    return [{"label": names[i] if names else f"class {i}", "prob": round(float(p[i]), 4)} for i in np.argsort(-p)[:5]]
+
+
 def _compute(model, image, stage: int, size: int, weights_label: str) -> dict:
     from focalnet.viz import RANDOM_WEIGHTS_NOTE, compute_maps
     from focalnet.viz.figures import colorize, overlay
@@ -140,14 +156,13 @@ def _compute(model, image, stage: int, size: int, weights_label: str) -> dict:
         name = "global" if i == L else f"level {i + 1}"
         gates.append({"title": f"gate {name} [{float(g.min()):.2f}, {float(g.max()):.2f}]",
                       "src": _png_data_url(colorize(g))})
-    top5 = np.argsort(-maps.logits)[:5].tolist()
     return {
         "input": _png_data_url(maps.image),
         "size": list(maps.image.shape[:2]),
         "modulation": modulation,
         "gates": gates,
         "gate_block": f"stage {gate_block.stage + 1}, block {gate_block.block + 1}",
-        "top5_classes": top5,
+        "top5": _top5(maps.logits) if weights is not None else [],
         "warning": RANDOM_WEIGHTS_NOTE if weights_label == RANDOM else None,
     }
 

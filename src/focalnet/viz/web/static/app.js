@@ -48,6 +48,11 @@
       modulation.replaceChildren(figure({ src: data.input, title: "input" }, "input"),
                                  ...data.modulation.map((m) => figure(m, "modulation")));
       gates.replaceChildren(...data.gates.map((g) => figure(g, "gate")));
+      document.getElementById("top5").replaceChildren(...(data.top5 || []).map((t) => {
+        const li = document.createElement("li");
+        li.textContent = t.label + " (" + (100 * t.prob).toFixed(1) + " %)";
+        return li;
+      }));
       document.getElementById("gate-block").textContent = "(" + data.gate_block + ")";
       warningBox.hidden = !data.warning;
       warningBox.textContent = data.warning ? "Warning: " + data.warning + "." : "";
