@@ -305,3 +305,26 @@ def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys, monkeypatc
         assert npz["modulator_norm_up/layers.3.blocks.0"].shape == npz["image"].shape[:2]
     assert (out / "kernels.png").exists() and (out / "anim.gif").exists()
     assert built == ["focalnet_tiny_srf"]
+
+
+def test_cli_visualize_attention_of_a_focal_transformer(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    from focalnet.cli import main
+
+    fake = _FakeFocalTransformer()
+    fake.img_size = 64
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: fake)
+    Image.fromarray((np.random.default_rng(0).random((50, 90)) * 255).astype(np.uint8)).save(tmp_path / "g.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "g.png"), "--model", "focal_fake", "--query", "0.9", "0.1",
+               "--stages", "0.1", "1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert fake.calls == [[(0, 1)], [(1, 1)]]
+    assert (out / "g_attention.png").stat().st_size > 1000
+    npz = np.load(out / "g_maps.npz")
+    assert npz["image"].shape == (64, 64, 3)  # v1 takes only its training size: resized to a square
+    assert npz["attention/layers.0.blocks.1"].shape == (8, 8)
+    assert npz["attention_up/layers.1.blocks.1"].shape == (64, 64)
+    assert npz["attention/layers.0.blocks.1"][7, 0] == 1.0  # the fake attends to the query token (bottom left)
