@@ -328,3 +328,23 @@ def test_cli_visualize_attention_of_a_focal_transformer(tmp_path, capsys, monkey
     assert npz["attention/layers.0.blocks.1"].shape == (8, 8)
     assert npz["attention_up/layers.1.blocks.1"].shape == (64, 64)
     assert npz["attention/layers.0.blocks.1"][7, 0] == 1.0  # the fake attends to the query token (bottom left)
+
+
+def test_cli_visualize_with_weights_is_not_stamped(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    from focalnet.cli import main
+
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    torch.save(_tiny(focal_levels=2).state_dict(), tmp_path / "w.pth")
+    torch.save({"unrelated": torch.zeros(2)}, tmp_path / "bad.pth")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "w.pth"), "--stages", "3",
+               "--size", "40", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0 and "random weights" not in captured.out + captured.err
+    assert str(np.load(out / "a_maps.npz")["weights"]) == str(tmp_path / "w.pth")
+    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "bad.pth"), "--out", str(out)])
+    assert rc == 2 and "cannot load --weights" in capsys.readouterr().err
