@@ -348,3 +348,24 @@ def test_cli_visualize_with_weights_is_not_stamped(tmp_path, capsys, monkeypatch
     assert str(np.load(out / "a_maps.npz")["weights"]) == str(tmp_path / "w.pth")
     rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "bad.pth"), "--out", str(out)])
     assert rc == 2 and "cannot load --weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_cli_video_in_animation_out(tmp_path, capsys, monkeypatch, suffix):
+    import focalnet
+    from focalnet.cli import main
+    from focalnet.viz.sequence import iter_frames, write_animation
+
+    if suffix == ".mp4":
+        pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (viz extra)")
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    rng = np.random.default_rng(0)
+    clip = write_animation([(rng.random((48, 64, 3)) * 255).astype(np.uint8) for _ in range(5)],
+                           tmp_path / f"clip{suffix}", fps=10)
+    out = tmp_path / "out"
+    rc = main(["visualize", str(clip), "--every", "2", "--no-figures", "--stages", "1", "--size", "48",
+               "--animate", str(out / f"maps{suffix}"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    frames = list(iter_frames(out / f"maps{suffix}"))
+    assert len(frames) == 3 and frames[0].shape[1] == 2 * 64 + 4  # frames 0, 2, 4: input | overlay
+    assert not list(out.glob("*.png"))  # --no-figures
