@@ -67,6 +67,13 @@ def overlay(image: np.ndarray, m: np.ndarray, alpha: float = 0.55, cmap: str = "
 
 def stamp(fig, note: str = RANDOM_WEIGHTS_NOTE) -> None:
     """Write a red warning across the bottom of a figure (used whenever no trained weights were loaded)."""
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):  # keep the panels clear of the warning line
+        margin = min(0.2, 0.3 / fig.get_figheight())
+        try:
+            engine.set(rect=(0, margin, 1, 1 - margin))
+        except TypeError:  # an engine without a rect (tight layout)
+            pass
     fig.text(0.5, 0.005, note.upper(), ha="center", va="bottom", color="red", fontsize=11, fontweight="bold")
 
 
