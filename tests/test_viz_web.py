@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import struct
 import threading
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 
 import numpy as np
 import pytest
@@ -104,6 +106,15 @@ def test_decompression_bomb_is_refused(app):
     Image.new("L", (4000, 3000)).save(buf, format="PNG")  # 12 megapixels in a few KB
     r = app.test_client().post("/api/maps", data={"image": (io.BytesIO(buf.getvalue()), "bomb.png")})
     assert r.status_code == 413 and "megapixels" in r.json["error"]
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    # A header claiming 20000 x 20000 pixels: PIL's own bomb guard fires while opening it.
+    header = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+              + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    r = app.test_client().post("/api/maps", data={"image": (io.BytesIO(header), "claims.png")})
+    assert r.status_code == 413 and "too large" in r.json["error"]
 
 
 # ------------------------------------------------------------------------------------------------- browser

@@ -102,6 +102,8 @@ def _read_upload(data: bytes, max_pixels: int):
         raise UserError("the uploaded file is empty")
     try:
         im = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as e:  # PIL's own guard for absurd pixel counts
+        raise UserError(f"the image is too large ({e}); the limit is {max_pixels / 1e6:.0f} megapixels", 413) from None
     except Exception as e:
         raise UserError(
             f"the upload is not an image PIL can read ({type(e).__name__}); use PNG, JPEG, BMP, WebP..."
