@@ -107,7 +107,7 @@ def test_val_may_hold_a_subset_of_classes(tmp_path):
 
 def test_digits_split_is_fixed_and_stratified():
     tr, va = DigitsDataset("train"), DigitsDataset("val")
-    assert len(tr) + len(va) == 1797 and len(va) == 360
+    assert len(tr) + len(va) == 1797 and len(va) == 359
     assert sorted(set(va.targets)) == list(range(10))
     img, t = tr[0]
     assert img.size == (8, 8) and img.mode == "RGB"

@@ -42,6 +42,26 @@ class DataError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ built-in digits
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(1797, 8, 8) pixels in 0..16 and labels, read straight from scikit-learn's bundled CSV.
+
+    Reading the file avoids importing ``sklearn.datasets`` (seconds on a busy machine) for 100 KB of data.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the built-in digits data set ships with scikit-learn: pip install scikit-learn")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():  # an unusual layout: fall back to the public loader
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.images, d.target
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
 class DigitsDataset(Dataset):
     """scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, 10 classes), a fixed stratified split.
 
@@ -52,17 +72,19 @@ class DigitsDataset(Dataset):
     classes = [str(i) for i in range(10)]
 
     def __init__(self, split: str = "train", val_fraction: float = 0.2, seed: int = 0) -> None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
         if split not in ("train", "val"):
             raise DataError(f"digits has splits 'train' and 'val', not {split!r}")
-        d = load_digits()
-        idx = np.arange(len(d.target))
-        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=d.target)
-        keep = np.sort(tr if split == "train" else va)
-        self.images = (d.images[keep] * (255.0 / 16.0)).round().astype(np.uint8)
-        self.targets = d.target[keep].astype(int).tolist()
+        images, targets = _load_digits()
+        rng = np.random.default_rng(seed)
+        val_idx = []
+        for c in range(10):  # stratified: the same fraction of every class is held out
+            idx = np.flatnonzero(targets == c)
+            val_idx.append(rng.permutation(idx)[: int(round(val_fraction * len(idx)))])
+        is_val = np.zeros(len(targets), bool)
+        is_val[np.concatenate(val_idx)] = True
+        keep = np.flatnonzero(is_val if split == "val" else ~is_val)
+        self.images = (images[keep] * (255.0 / 16.0)).round().astype(np.uint8)
+        self.targets = targets[keep].astype(int).tolist()
 
     def __len__(self) -> int:
         return len(self.targets)
