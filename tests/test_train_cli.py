@@ -51,7 +51,7 @@ def test_predict_prints_topk_and_reports_bad_files(run_dir, tmp_path, capsys):
     good = tmp_path / "digit.png"
     img.resize((32, 32)).convert("LA").save(good)  # grayscale + alpha on purpose
     big16 = tmp_path / "digit16.png"
-    Image.fromarray((np.asarray(img.convert("L"), dtype=np.uint16) * 257)).save(big16)
+    Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257).save(big16)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really")
     rc = main(["predict", str(good), str(big16), str(bad), "--checkpoint", str(run_dir), "--topk", "3",

@@ -155,3 +155,21 @@ def test_imagenet_class_names():
     n1k, n22k = class_names("imagenet-1k"), class_names("imagenet-22k")
     assert len(n1k) == 1000 and len(n22k) == 21842
     assert n22k[:1000] == n1k and "tench" in n1k[0]
+
+
+def test_hugging_face_data_sets_need_the_package(monkeypatch):
+    import builtins
+
+    from focalnet.data import build_datasets
+    from focalnet.train.config import DataConfig
+
+    real_import = builtins.__import__
+
+    def no_datasets(name, *a, **k):
+        if name == "datasets":
+            raise ImportError("No module named 'datasets'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(DataError, match="pip install datasets"):
+        build_datasets(DataConfig(dataset="hf:cifar10"))

@@ -13,7 +13,8 @@ from focalnet.train.optim import build_optimizer, build_scheduler, scaled_lrs
 
 
 def _tiny(**kw):
-    return FocalNet(embed_dim=8, depths=[1, 2], focal_levels=2, focal_windows=3, num_classes=5, use_layerscale=True, **kw)
+    return FocalNet(embed_dim=8, depths=[1, 2], focal_levels=2, focal_windows=3, num_classes=5, use_layerscale=True,
+                    **kw)
 
 
 def _wd_by_name(model, opt):

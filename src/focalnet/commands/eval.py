@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         r = evaluate_checkpoint(args)
-    except (FileNotFoundError, ConfigError, DataError, ImageLoadError, CheckpointError, ValueError) as e:
+    except (OSError, ConfigError, DataError, ImageLoadError, CheckpointError, ValueError, KeyError, ImportError) as e:
         print(f"focalnet eval: {e}", file=sys.stderr)
         return 1
     print(f"{r['source']}: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}  "

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     try:
         loaded = load_for_inference(args.checkpoint, args.model, args.pretrained, args.weights, device, args.ema)
-    except (FileNotFoundError, CheckpointError, ValueError, KeyError) as e:
+    except (OSError, CheckpointError, ValueError, KeyError, ImportError) as e:
         print(f"focalnet predict: {e}", file=sys.stderr)
         return 1
     results = predict_images(loaded, args.images, args.topk, device)

@@ -24,8 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from focalnet.data import DataError, ImageLoadError
-    from focalnet.train import CheckpointSaveError, ConfigError, NonFiniteLossError, config_to_dict, load_config, train
+    from focalnet.data import DataError
+    from focalnet.train import ConfigError, NonFiniteLossError, config_to_dict, load_config, train
+    from focalnet.weights.loading import CheckpointError
 
     overrides = list(args.overrides)
     if args.resume:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         result = train(cfg)
-    except (NonFiniteLossError, CheckpointSaveError, DataError, ImageLoadError, ConfigError) as e:
+    except (NonFiniteLossError, OSError, DataError, ConfigError, CheckpointError) as e:  # OSError: bad image, full disk
         print(f"focalnet train: stopped: {e}", file=sys.stderr)
         return 1
     if int(os.environ.get("RANK", "0")) != 0:

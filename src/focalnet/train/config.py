@@ -46,7 +46,7 @@ class ModelConfig:
 
     name: str = "focalnet_tiny_srf"
     kwargs: dict[str, Any] = field(
-        default_factory=lambda: {"embed_dim": 32, "depths": [1, 1, 2, 1], "patch_size": 2}
+        default_factory=lambda: {"embed_dim": 32, "depths": [1, 1, 2, 1], "patch_size": 4}
     )
     drop_path_rate: float | None = 0.1  # None: the variant's published value (spec §3.1)
     pretrained: str | None = None  # "true"/a weights tag/a local file or URL to fine-tune from

@@ -151,6 +151,20 @@ def evaluate(
     }
 
 
+def _model_desc(cfg: TrainConfig) -> str:
+    kw = ", ".join(f"{k}={v}" for k, v in cfg.model.kwargs.items())
+    return f"{cfg.model.name}({kw})" if kw else cfg.model.name
+
+
+def _label_set_of(classes: list[str]) -> str | None:
+    """``"imagenet-1k"`` when the class folders are the 1K WordNet ids in order, so predictions get readable names."""
+    if len(classes) != 1000:
+        return None
+    from timm.data import ImageNetInfo
+
+    return "imagenet-1k" if list(classes) == list(ImageNetInfo("imagenet-1k").label_names()) else None
+
+
 def _build_loss(cfg: TrainConfig, num_classes: int):
     """Mixup/cutmix (timm) with soft-target CE, else label-smoothed CE, else CE; as in the original."""
     from timm.data import Mixup
@@ -239,7 +253,6 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     )
     val_loader = _val_loader(val_ds, cfg, dist_info, pin)
     steps_per_epoch = sampler.steps_per_epoch
-    total_steps = steps_per_epoch * cfg.sched.epochs
 
     # ---- model, optimizer, schedule
     model = build_model(cfg.model, num_classes).to(device)
@@ -260,7 +273,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         "model_kwargs": model_kwargs(cfg.model, num_classes),
         "class_names": list(classes),
         "preprocess": preprocess,
-        "label_set": None,
+        "label_set": _label_set_of(classes),
         "focalnet_version": __version__,
     }
 
@@ -302,7 +315,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         save_config(cfg, run_dir / "config.yaml")
         _logger.info(
             "training %s (%s classes) on %s: %d images, %d steps/epoch, global batch %d, lr %.3g, %d process(es)",
-            cfg.model.name, num_classes, cfg.data.dataset, len(train_ds), steps_per_epoch, sampler.global_batch,
+            _model_desc(cfg), num_classes, cfg.data.dataset, len(train_ds), steps_per_epoch, sampler.global_batch,
             lr, dist_info.world_size,
         )
 
@@ -386,7 +399,8 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
                             + "Try a lower optim.lr, optim.clip_grad, or amp=bf16 instead of fp16."
                         )
                     scaler.scale(loss / accum).backward()
-                loss_log.append(float(loss.detach()))
+                step_loss = float(loss.detach())
+                loss_log.append(step_loss)
                 n_log += images.shape[0]
                 inner.update(1)
                 if not boundary:
@@ -413,7 +427,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
                     inner.set_postfix(loss=f"{rec['loss']:.3f}", lr=f"{rec['lr']:.2e}")
                     t_log, n_log, loss_log = time.perf_counter(), 0, []
                 for cb in callbacks:
-                    cb("step_end", {"step": step, "epoch": epoch, "loss": loss_log[-1] if loss_log else None, "model": model})
+                    cb("step_end", {"step": step, "epoch": epoch, "loss": step_loss, "model": model})
                 if cfg.max_steps is not None and step >= cfg.max_steps:
                     stopped_early = True
                     break
@@ -446,7 +460,7 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
 
     curve = eval_json = None
     if main:
-        curve = plot_curves(mlog.read(), run_dir / "curve.png", title=f"{cfg.name}: {cfg.model.name}")
+        curve = plot_curves(mlog.read(), run_dir / "curve.png", title=f"{cfg.name}: {_model_desc(cfg)}")
         if last_metrics:
             eval_json = run_dir / "eval.json"
             eval_json.write_text(json.dumps({"checkpoint": str(last_ckpt), "split": cfg.data.val_split,

@@ -88,10 +88,8 @@ def load_for_inference(
         model = create_model(meta["model_name"], **kw)
         sd = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
         model.load_state_dict(sd)
-        names = meta.get("class_names")
         label_set = meta.get("label_set")
-        if label_set and not names:
-            names = class_names(label_set)
+        names = class_names(label_set) if label_set else meta.get("class_names")
         return Loaded(model.eval().to(device), dict(meta["preprocess"]), names, str(path), label_set,
                       ck.get("config"), meta)
     record = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
@@ -38,8 +39,6 @@ def build_model(model_cfg, num_classes: int) -> nn.Module:
 def _pretrained_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
     """The pretrained weights as a state dict in our layout, whatever their head size."""
     from focalnet.weights.loading import _read_source, unwrap_state_dict
-
-    import os
 
     p = str(pretrained)
     if not (os.path.exists(p) or p.startswith(("http://", "https://"))):
