@@ -58,7 +58,7 @@ def test_overrides_parse_yaml_values_and_free_form_kwargs():
     cfg = load_config(overrides=["optim.lr=3e-4", "model.kwargs.depths=[2,2,2,2]", "aug.auto_augment=null",
                                  "model.pretrained=true", "sched.epochs=7"])
     assert cfg.optim.lr == pytest.approx(3e-4)
-    assert cfg.model.kwargs["depths"] == [2, 2, 2, 2] and cfg.model.kwargs["embed_dim"] == 32
+    assert cfg.model.kwargs["depths"] == [2, 2, 2, 2] and cfg.model.kwargs["embed_dim"] == 48
     assert cfg.aug.auto_augment is None and cfg.model.pretrained == "true" and cfg.sched.epochs == 7
 
 

@@ -46,7 +46,7 @@ class ModelConfig:
 
     name: str = "focalnet_tiny_srf"
     kwargs: dict[str, Any] = field(
-        default_factory=lambda: {"embed_dim": 32, "depths": [1, 1, 2, 1], "patch_size": 4}
+        default_factory=lambda: {"embed_dim": 48, "depths": [1, 1, 2, 1], "patch_size": 4}
     )
     drop_path_rate: float | None = 0.1  # None: the variant's published value (spec §3.1)
     pretrained: str | None = None  # "true"/a weights tag/a local file or URL to fine-tune from
@@ -85,8 +85,8 @@ class DataConfig:
 class AugConfig:
     """Training augmentation, all through timm (``create_transform`` and ``Mixup``)."""
 
-    scale: list[float] = field(default_factory=lambda: [0.75, 1.0])  # random-resized-crop area range
-    ratio: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    scale: list[float] = field(default_factory=lambda: [0.5, 1.0])  # random-resized-crop area range
+    ratio: list[float] = field(default_factory=lambda: [0.8, 1.25])
     hflip: float = 0.0  # digits must not be mirrored; ImageNet recipes use 0.5
     color_jitter: float | None = None
     auto_augment: str | None = None  # e.g. rand-m9-mstd0.5-inc1

@@ -151,6 +151,29 @@ def evaluate(
     }
 
 
+_RUN_ONLY = {"resume", "max_steps", "progress", "tensorboard", "log_every", "save_every_steps", "keep_checkpoints",
+             "device", "threads", "data.num_workers"}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "kwargs":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _warn_config_changes(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
+    """Resuming with different settings is allowed (e.g. more epochs) but is no longer an exact continuation."""
+    a, b = _flatten(saved), _flatten(now)
+    changed = sorted(k for k in set(a) | set(b) if k not in _RUN_ONLY and a.get(k) != b.get(k))
+    if changed:
+        _logger.warning("resuming %s with changed settings (%s): the run will not reproduce an uninterrupted one",
+                        path, ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:6]))
+
+
 def _model_desc(cfg: TrainConfig) -> str:
     kw = ", ".join(f"{k}={v}" for k, v in cfg.model.kwargs.items())
     return f"{cfg.model.name}({kw})" if kw else cfg.model.name
@@ -294,12 +317,20 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
             scaler.load_state_dict(ck["scaler"])
         if ema is not None and ck.get("ema") is not None:
             ema.module.load_state_dict(ck["ema"])
+        _warn_config_changes(ck.get("config") or {}, config_to_dict(cfg), resume_path)
         epoch0, micro0, step = int(ck["next_epoch"]), int(ck["next_micro"]), int(ck["step"])
-        rng_to_restore = ck["rng"][dist_info.rank] if isinstance(ck["rng"], list) else ck["rng"]
+        rng = ck["rng"]
+        if isinstance(rng, list):  # one state per rank; a different world size cannot continue them exactly
+            rng_to_restore = rng[dist_info.rank] if len(rng) == dist_info.world_size else None
+            if rng_to_restore is None:
+                _logger.warning("checkpoint has RNG states for %d processes, this run has %d: reseeding", len(rng),
+                                dist_info.world_size)
+        else:
+            rng_to_restore = rng if dist_info.world_size == 1 else None
         _logger.info("resumed from %s: epoch %d, step %d", resume_path, epoch0, step)
         del ck
     if dist_info.rank and rng_to_restore is None:
-        torch.manual_seed(cfg.seed + dist_info.rank)  # independent drop path per rank
+        torch.manual_seed(cfg.seed + dist_info.rank + 1000 * step)  # independent drop path per rank
 
     # ---- wrappers
     train_model: nn.Module = model
