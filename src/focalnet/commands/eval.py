@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights of the checkpoint")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the run's `threads` setting, else PyTorch's default)")
     parser.add_argument("--out", default=None, help="JSON output (default: eval.json next to the checkpoint's run)")
 
 
@@ -40,6 +42,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     loaded = load_for_inference(args.checkpoint, args.model, args.pretrained, args.weights, device, args.ema)
     base = loaded.config or {}
+    threads = args.threads if args.threads is not None else base.get("threads", 0)
+    if threads and threads > 0:
+        torch.set_num_threads(threads)
     cfg = config_from_dict({k: v for k, v in base.items() if k in ("data", "seed")} if base else {})
     if not base:
         cfg = apply_overrides(cfg, ["data.dataset=folder"] if not any(
