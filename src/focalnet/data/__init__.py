@@ -1,4 +1,5 @@
-"""Data: safe image reading, data sets (built-in digits, ImageFolder, Hugging Face), timm transforms, labels."""
+"""Data: safe image reading, data sets (built-in digits, ImageFolder, Hugging Face, synthetic dense-prediction
+scenes in ``synthetic``), timm transforms, label names."""
 
 from .datasets import (
     DataError,
