@@ -84,3 +84,24 @@ def test_print_config_and_missing_checkpoint(tmp_path, capsys):
     assert "epochs: 3" in capsys.readouterr().out
     assert main(["predict", "x.png", "--checkpoint", str(tmp_path)]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_predict_with_a_weights_file_uses_imagenet_names_and_registry_preprocessing(tmp_path, capsys):
+    import torch
+
+    from focalnet import create_model
+    from focalnet.weights import labels
+
+    model = create_model("focalnet_tiny_iso", drop_path_rate=0.0)  # smallest registered variant, 1000 classes
+    path = tmp_path / "tiny_iso.pth"
+    torch.save({"model": model.state_dict()}, path)
+    img = tmp_path / "rgba.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 4), dtype=np.uint8)).save(img)
+    rc = main(["predict", str(img), "--model", "focalnet_tiny_iso", "--weights", str(path), "--device", "cpu",
+               "--json", "--topk", "2"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["label_set"] == "imagenet-1k"
+    top = out["results"][0]["top"]
+    names = labels("imagenet-1k")
+    assert [t["label"] for t in top] == [names[t["index"]] for t in top]

@@ -173,3 +173,10 @@ def test_hugging_face_data_sets_need_the_package(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     with pytest.raises(DataError, match="pip install datasets"):
         build_datasets(DataConfig(dataset="hf:cifar10"))
+
+
+def test_label_set_follows_the_head_size():
+    from focalnet.train.inference import label_set_for
+
+    assert label_set_for(1000) == "imagenet-1k" and label_set_for(21842) == "imagenet-22k"
+    assert label_set_for(10) is None
