@@ -161,6 +161,16 @@ def test_bf16_ema_channels_last_smoke(tmp_path):
     assert not torch.equal(ck["ema"]["head.weight"], ck["model"]["head.weight"])
 
 
+def test_fp16_uses_a_grad_scaler_that_is_checkpointed_and_resumed(tmp_path):
+    cfg = _cfg(tmp_path, "fp16", "amp=fp16", "max_steps=2")
+    r = train(cfg)
+    scaler = load_checkpoint(r.checkpoint)["scaler"]
+    assert scaler["scale"] > 0 and scaler["_growth_tracker"] == 2
+    cfg.resume, cfg.max_steps = "auto", 4
+    r2 = train(cfg)
+    assert r2.steps == 4 and load_checkpoint(r2.checkpoint)["scaler"]["_growth_tracker"] == 4
+
+
 def test_finetune_from_22k_keeps_the_1k_rows_and_reset_replaces_the_head(tmp_path):
     from focalnet import create_model
     from focalnet.train.model import load_finetune_weights
