@@ -192,3 +192,12 @@ def test_finetune_from_22k_keeps_the_1k_rows_and_reset_replaces_the_head(tmp_pat
     with pytest.raises(ValueError, match="in22k_to_in1k"):
         load_finetune_weights(create_model("focalnet_tiny_srf", num_classes=10, **kw), "focalnet_tiny_srf",
                               str(path), head="in22k_to_in1k")
+
+
+def test_loader_workers_do_not_change_the_result(tmp_path):
+    extra = ["max_steps=3", "aug.scale=[0.5,1.0]", "aug.reprob=0.5"]
+    a = train(_cfg(tmp_path, "w0", *extra, "data.num_workers=0"))
+    b = train(_cfg(tmp_path, "w2", *extra, "data.num_workers=2"))
+    wa, wb = _weights(a.checkpoint), _weights(b.checkpoint)
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=0, msg=k)

@@ -72,3 +72,17 @@ def test_linear_scaling_and_cosine_schedule_with_warmup():
     assert all(a >= b for a, b in zip(lrs[20:], lrs[21:], strict=False))
     state = sched.state_dict()
     torch.save(state, __import__("io").BytesIO())  # plain data, checkpointable
+
+
+def test_tiny_srf_split_matches_the_spec_and_the_original_bug():
+    """Spec §5.3: with the '' keyword fixed, tiny_srf has 89 decayed tensors (28.36 M params) and 123 undecayed."""
+    from focalnet import create_model
+
+    model = create_model("focalnet_tiny_srf", device="meta")
+    groups = build_optimizer(model, OptimConfig(), lr=1e-3).param_groups
+    decayed = [p for g in groups if g["weight_decay"] > 0 for p in g["params"]]
+    undecayed = [p for g in groups if g["weight_decay"] == 0 for p in g["params"]]
+    assert (len(decayed), len(undecayed)) == (89, 123)
+    assert round(sum(p.numel() for p in decayed) / 1e6, 2) == 28.36
+    zero = build_optimizer(model, OptimConfig(original_zero_decay=True), lr=1e-3).param_groups
+    assert sum(len(g["params"]) for g in zero if g["weight_decay"] == 0) == 212  # the original: all 212 tensors
