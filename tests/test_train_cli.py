@@ -105,3 +105,29 @@ def test_predict_with_a_weights_file_uses_imagenet_names_and_registry_preprocess
     top = out["results"][0]["top"]
     names = labels("imagenet-1k")
     assert [t["label"] for t in top] == [names[t["index"]] for t in top]
+
+
+def test_predict_with_released_weights_takes_preprocessing_and_names_from_the_record(tmp_path, monkeypatch, capsys):
+    """The download is replaced by a local file (tests never touch the network); the rest is the real path."""
+    import torch
+
+    from focalnet import create_model
+    from focalnet.weights import get_weights, hub, labels
+
+    path = tmp_path / "focalnet_tiny_srf.pth"
+    torch.save({"model": create_model("focalnet_tiny_srf").state_dict()}, path)
+    monkeypatch.setattr(hub, "download", lambda url, **kw: path)
+    img = tmp_path / "gray16.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 65535, (30, 41), dtype=np.uint16)).save(img)
+    assert main(["predict", str(img), "--model", "focalnet_tiny_srf", "--pretrained", "true", "--device", "cpu",
+                 "--json", "--topk", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == get_weights("focalnet_tiny_srf").name and out["label_set"] == "imagenet-1k"
+    names = labels("imagenet-1k")
+    assert [t["label"] for t in out["results"][0]["top"]] == [names[t["index"]] for t in out["results"][0]["top"]]
+
+    from focalnet.train.inference import load_for_inference
+
+    loaded = load_for_inference(model_name="focalnet_tiny_srf", pretrained="ms_in1k")
+    rec = get_weights("focalnet_tiny_srf.ms_in1k")
+    assert loaded.preprocess["input_size"] == rec.input_size and loaded.preprocess["crop_pct"] == rec.crop_pct

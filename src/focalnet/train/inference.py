@@ -113,7 +113,10 @@ def load_for_inference(
         source = str(weights)
     else:
         n = record.num_classes
-        model = create_model(model_name, pretrained=pretrained or True, num_classes=n, drop_path_rate=0.0)
+        if n <= 0:
+            raise ValueError(f"{record.name} has no classifier head (a feature extractor); it cannot classify images")
+        flag: bool | str = True if str(pretrained or "true").lower() in ("true", "default") else str(pretrained)
+        model = create_model(model_name, pretrained=flag, num_classes=n, drop_path_rate=0.0)
         source = record.name
     preprocess = preprocess_from_weights(record) if record is not None else _default_preprocess(model_name)
     label_set = record.label_set if record is not None else label_set_for(n)
