@@ -56,7 +56,6 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     ds = SeededTransformDataset(val, build_transform(loaded.preprocess))
     loader = DataLoader(ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size,
                         num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
-    torch.set_grad_enabled(False)
     metrics = evaluate(loaded.model, loader, device, args.amp, progress=True, desc="eval")
     result = {"source": loaded.source, "dataset": cfg.data.dataset, "root": cfg.data.root,
               "split": cfg.data.val_split, "ema": bool(args.ema), "device": str(device), **metrics}
