@@ -1,8 +1,8 @@
 """Model families. Importing this package registers every variant."""
 
 from . import focalnet  # noqa: F401  (registers FocalNet variants)
-from . import focal_transformer  # noqa: F401  (registers Focal Transformer variants)
+from .focal_transformer import FocalTransformer  # registers the Focal Transformer variants
 from .focalnet import FocalNet
 from .registry import ModelSpec, create_model, get_spec, list_models, register_model
 
-__all__ = ["FocalNet", "ModelSpec", "create_model", "get_spec", "list_models", "register_model"]
+__all__ = ["FocalNet", "FocalTransformer", "ModelSpec", "create_model", "get_spec", "list_models", "register_model"]

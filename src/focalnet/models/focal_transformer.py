@@ -391,8 +391,9 @@ class FocalWindowAttention(nn.Module):
         attn[:, :, :, :ws2] = attn[:, :, :, :ws2] + rpb.permute(2, 0, 1).unsqueeze(0)
         offset = ws2
         if self.use_rolled:
-            n = self.relative_position_bias_table_to_neighbors.shape[-1]
-            attn[:, :, :, offset : offset + n] = attn[:, :, :, offset : offset + n] + self.relative_position_bias_table_to_neighbors
+            b = self.relative_position_bias_table_to_neighbors  # (1, h, ws^2, n_rolled)
+            n = b.shape[-1]
+            attn[:, :, :, offset : offset + n] = attn[:, :, :, offset : offset + n] + b
             offset += n
         nW = masks[0].shape[0] if masks else 1
         for lvl, m in enumerate(masks):
@@ -541,7 +542,7 @@ class FocalTransformerBlock(nn.Module):
                 fine_index=fine,
                 pooled=[
                     _PooledKeys(idx, (p.shape[1], p.shape[2]), cell, off)
-                    for idx, (p, off, cell) in zip(pooled_index, levels)
+                    for idx, (p, off, cell) in zip(pooled_index, levels, strict=True)
                 ],
             )
         if ph or pw:
@@ -957,7 +958,7 @@ def check_focal_transformer_state_dict(
     if not problems:
         missing = [k for k in own if k not in theirs_shapes]
         unexpected = [k for k in theirs_shapes if k not in own]
-        shapes = [f"{k} {theirs_shapes[k]} vs {own[k]}" for k in own if k in theirs_shapes and own[k] != theirs_shapes[k]]
+        shapes = [f"{k} {theirs_shapes[k]} vs {own[k]}" for k in own if theirs_shapes.get(k, own[k]) != own[k]]
         problems.append(f"missing {missing[:5]}, unexpected {unexpected[:5]}, mis-shaped {shapes[:5]}")
     raise CheckpointError("checkpoint does not fit this FocalTransformer: " + "; ".join(problems))
 
