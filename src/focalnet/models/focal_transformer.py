@@ -40,6 +40,7 @@ Deliberate deviations from the original code (none changes a number at the const
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -180,6 +181,77 @@ class FocalAttentionMaps:
         return out[:, :H, :W]
 
 
+@dataclass(frozen=True)
+class _KeyTables:
+    """Index tables of the fast path for one padded map size.
+
+    ``index`` (nW, N): row of each key in the K/V source ``[fine tokens (Hp*Wp) | pooled level 0 | ... | zero]``;
+    ``mask`` (nW, N): the additive padding mask (0 or -100); ``fine`` (nW, n_fine): flat padded-map position of
+    each window/rolled key; ``pooled[k]`` (nW, n_k): index into the level-k pooled map, -1 where zero-padded.
+    """
+
+    index: torch.Tensor
+    mask: torch.Tensor
+    fine: torch.Tensor
+    pooled: tuple[torch.Tensor, ...]
+
+
+def _build_key_tables(
+    Hp: int,
+    Wp: int,
+    ws: int,
+    e: int,
+    focal_window: int,
+    pooled_sizes: tuple[tuple[int, int], ...],
+    device,
+    rolled_slots: torch.Tensor | None,
+    unfold_slots: Sequence[torch.Tensor | None],
+) -> _KeyTables:
+    """Apply the faithful path's own rolls, window partition, slot selection and ``Unfold`` to maps of *token
+    indices*, so the fast path gathers exactly the faithful path's keys, in the same order."""
+    ids = torch.arange(Hp * Wp, device=device).view(1, Hp, Wp, 1)
+    fine = [_window_partition(ids, ws).flatten(1)]
+    if e > 0:
+        rolled = [_window_partition(torch.roll(ids, s, (1, 2)), ws).flatten(1) for s in _rolls(e)]
+        fine.append(torch.cat(rolled, 1)[:, rolled_slots])
+    fine = torch.cat(fine, 1)
+    index, mask, pooled = [fine], [torch.zeros(fine.shape, device=device)], []
+    start = Hp * Wp
+    total = start + sum(ph * pw for ph, pw in pooled_sizes)  # the zero row
+    for k, (Ph, Pw) in enumerate(pooled_sizes):
+        kernel, stride = _unfold_geometry(focal_window, k)
+        grid = torch.arange(1, Ph * Pw + 1, device=device, dtype=torch.float64).view(1, 1, Ph, Pw)
+        cols = F.unfold(grid, kernel, padding=kernel // 2, stride=stride)[0].t()  # (L, kernel^2), 0 = padding
+        idx = cols.round().long() - 1
+        if k > 0:
+            idx = idx[:, unfold_slots[k]]
+        pooled.append(idx)
+        pad = idx < 0
+        index.append(torch.where(pad, total, idx + start))
+        mask.append(pad.float() * _MASK_VALUE)
+        start += Ph * Pw
+    return _KeyTables(torch.cat(index, 1), torch.cat(mask, 1), fine, tuple(pooled))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_key_tables(
+    Hp: int, Wp: int, ws: int, e: int, focal_window: int, pooled_sizes: tuple[tuple[int, int], ...], device: str
+) -> _KeyTables:
+    unfold_slots = [None] + [_unfold_valid_slots(focal_window, k) for k in range(1, len(pooled_sizes))]
+    rolled = _rolled_valid_slots(ws, e).to(device) if e > 0 else None
+    with torch.inference_mode(False), torch.no_grad():
+        unfold_slots = [u if u is None else u.to(device) for u in unfold_slots]
+        return _build_key_tables(Hp, Wp, ws, e, focal_window, pooled_sizes, device, rolled, unfold_slots)
+
+
+def _unfold_valid_slots(focal_window: int, k: int) -> torch.Tensor:
+    """Slots of the level-k (k > 0) unfold kernel that the original keeps (its ``valid_ind_unfold_k``)."""
+    kernel, _ = _unfold_geometry(focal_window, k)
+    keep = torch.zeros(kernel, kernel)
+    keep[2**k - 1 :, 2**k - 1 :] = 1
+    return keep.flatten().nonzero().view(-1)
+
+
 # ---------------------------------------------------------------------------------------------------- attention
 class FocalWindowAttention(nn.Module):
     """Focal self-attention of one block (v1). Names follow the original ``WindowAttention``."""
@@ -231,43 +303,27 @@ class FocalWindowAttention(nn.Module):
                 self.relative_position_bias_table_to_windows.append(table)
                 self.register_buffer(f"relative_position_index_{k}", _relative_position_index(ws, region))
                 if k > 0:
-                    kernel, _ = _unfold_geometry(focal_window, k)
-                    keep = torch.zeros(kernel, kernel)
-                    keep[2**k - 1 :, 2**k - 1 :] = 1
-                    self.register_buffer(f"valid_ind_unfold_{k}", keep.flatten().nonzero().view(-1))
+                    self.register_buffer(f"valid_ind_unfold_{k}", _unfold_valid_slots(focal_window, k))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     # -------------------------------------------------------------- shared pieces
-    def _pooled_slot_index(self, k: int, pooled_hw: tuple[int, int], device) -> torch.Tensor:
-        """(nW, n_k) index into the level-k pooled map of every pooled key slot, -1 where zero-padded.
+    def _key_tables(self, Hp: int, Wp: int, pooled_sizes: tuple[tuple[int, int], ...], device) -> _KeyTables:
+        """Where every key of every window comes from (see :func:`_build_key_tables`), memoised in eager mode.
 
-        Obtained by running the original ``Unfold`` on a map of (index + 1), so slot order and padding are the
-        original's by construction.
+        Eager calls share a process-wide cache keyed on sizes only (the slot buffers are fixed functions of
+        ``window_size``, ``expand_size`` and ``focal_window``; a test checks they equal the loaded buffers). Under
+        ``torch.compile`` the tables are traced from the module's buffers instead.
         """
-        Ph, Pw = pooled_hw
-        kernel, stride = _unfold_geometry(self.focal_window, k)
-        ids = torch.arange(1, Ph * Pw + 1, device=device, dtype=torch.float64).view(1, 1, Ph, Pw)
-        cols = F.unfold(ids, kernel, padding=kernel // 2, stride=stride)  # (1, kernel^2, L)
-        idx = cols[0].t().round().long() - 1  # (L, kernel^2)
-        if k > 0:
-            idx = idx[:, getattr(self, f"valid_ind_unfold_{k}")]
-        return idx
-
-    def _fine_index(self, Hp: int, Wp: int, device) -> torch.Tensor:
-        """(nW, ws^2 [+ n_rolled]) flat positions in the padded map of every window / rolled key.
-
-        The same rolls, window partition and slot selection as the faithful path, applied to token indices.
-        """
-        ws, e = self.window_size, self.expand_size
-        ids = torch.arange(Hp * Wp, device=device).view(1, Hp, Wp, 1)
-        parts = [_window_partition(ids, ws).flatten(1)]
-        if self.use_rolled:
-            rolled = [_window_partition(torch.roll(ids, s, (1, 2)), ws).flatten(1) for s in _rolls(e)]
-            parts.append(torch.cat(rolled, 1)[:, self.valid_ind_rolled])
-        return torch.cat(parts, 1)
+        e = self.expand_size if self.use_rolled else 0
+        if torch.compiler.is_compiling():
+            unfold_slots = [getattr(self, f"valid_ind_unfold_{k}", None) for k in range(len(pooled_sizes))]
+            rolled = self.valid_ind_rolled if self.use_rolled else None
+            return _build_key_tables(Hp, Wp, self.window_size, e, self.focal_window, pooled_sizes, device, rolled,
+                                     unfold_slots)
+        return _cached_key_tables(Hp, Wp, self.window_size, e, self.focal_window, pooled_sizes, str(device))
 
     def _bias(self) -> torch.Tensor:
         """(heads, ws^2, N) additive bias of all key groups, in key order (without the padding mask)."""
@@ -302,37 +358,24 @@ class FocalWindowAttention(nn.Module):
         dev = x.device
 
         # One qkv over fine and pooled tokens (the q of pooled tokens is computed and unused, as in the original).
-        sizes = [Hp * Wp] + [p.shape[1] * p.shape[2] for p in pooled]
         tokens = torch.cat([x.reshape(B, Hp * Wp, C)] + [p.reshape(B, -1, C) for p in pooled], 1)
         qkv = self.qkv(tokens)  # (B, S, 3C)
         q = qkv[:, : Hp * Wp, :C].reshape(B, nWh, ws, nWw, ws, h, d)
         q = q.permute(0, 5, 1, 3, 2, 4, 6).reshape(B, h * nW, ws * ws, d)  # head-major windows
         # Head-major K/V source with one zero row at the end (the unfold's zero padding): (2, B, h, S + 1, d).
         S = tokens.shape[1]
-        kv = F.pad(qkv[..., C:].reshape(B, S, 2, h, d).permute(2, 0, 3, 1, 4), (0, 0, 0, 1))
+        kv = qkv.new_empty(2, B, h, S + 1, d)
+        kv[:, :, :, S].zero_()
+        kv[:, :, :, :S] = qkv[..., C:].reshape(B, S, 2, h, d).permute(2, 0, 3, 1, 4)
 
-        # Key index table (nW, N) into the source and the padding mask of each window's keys.
-        fine = self._fine_index(Hp, Wp, dev)
-        index = [fine]
-        masked = [torch.zeros_like(fine, dtype=torch.bool)]
-        pooled_index = []
-        start = Hp * Wp
-        for k, p in enumerate(pooled):
-            idx = self._pooled_slot_index(k, (p.shape[1], p.shape[2]), dev)
-            pooled_index.append(idx)
-            pad = idx < 0
-            index.append(torch.where(pad, S, idx + start))
-            masked.append(pad)
-            start += sizes[k + 1]
-        index = torch.cat(index, 1)  # (nW, N)
-        N = index.shape[1]
-        kv = kv.reshape(2 * B * h, S + 1, d).index_select(1, index.view(-1)).view(2, B, h * nW, N, d)
+        tables = self._key_tables(Hp, Wp, tuple((p.shape[1], p.shape[2]) for p in pooled), dev)
+        N = tables.index.shape[1]
+        kv = kv.view(2 * B * h, S + 1, d).index_select(1, tables.index.view(-1)).view(2, B, h * nW, N, d)
         k, v = kv[0], kv[1]
 
         bias = self._bias()  # (h, ws^2, N)
-        mask = torch.cat(masked, 1)  # (nW, N)
-        bias = bias.unsqueeze(1) + mask.to(bias.dtype)[None, :, None, :] * _MASK_VALUE  # (h, nW, ws^2, N)
-        bias = bias.reshape(1, h * nW, ws * ws, N)
+        bias = bias.unsqueeze(1) + tables.mask.to(bias.dtype)[None, :, None, :]  # (h, nW, ws^2, N) with -100s
+        bias = bias.view(1, h * nW, ws * ws, N)
 
         if return_attn:
             attn = torch.matmul(q * self.scale, k.transpose(-2, -1)) + bias
@@ -346,7 +389,7 @@ class FocalWindowAttention(nn.Module):
         out = self.proj_drop(self.proj(out))
         if return_attn:
             attn = attn.view(B, h, nW, ws * ws, N).transpose(1, 2)
-            return out, (attn, fine, pooled_index)
+            return out, (attn, tables.fine, list(tables.pooled))
         return out
 
     def _forward_faithful(self, x: torch.Tensor, pooled: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -481,12 +524,10 @@ class FocalTransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.use_layerscale = use_layerscale
         if use_layerscale:
             self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dim))
             self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dim))
-        else:
-            self.gamma_1 = 1.0
-            self.gamma_2 = 1.0
 
     def _pool(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, tuple[int, int], int]:
         """Level-k pooled map of the padded map ``x`` (B, Hp, Wp, C): (B, Ph, Pw, C), its fine-grid offset, cell."""
@@ -547,8 +588,12 @@ class FocalTransformerBlock(nn.Module):
             )
         if ph or pw:
             out = out[:, :H, :W]
-        x = x + self.drop_path(self.gamma_1 * out)
-        x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+        if self.use_layerscale:
+            x = x + self.drop_path(self.gamma_1 * out)
+            x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+        else:  # skip multiplying whole maps by 1.0
+            x = x + self.drop_path(out)
+            x = x + self.drop_path(self.mlp(self.norm2(x)))
         return (x, maps) if return_attn else x
 
 
