@@ -91,20 +91,26 @@ def _relative_position_index(q_size: int, k_size: int) -> torch.Tensor:
 
     ``(qh - kh + k - 1) * (q + k - 1) + (qw - kw + k - 1)``; with ``q == k`` this is Swin's in-window index.
     """
-    cq = torch.stack(torch.meshgrid(torch.arange(q_size), torch.arange(q_size), indexing="ij")).flatten(1)
-    ck = torch.stack(torch.meshgrid(torch.arange(k_size), torch.arange(k_size), indexing="ij")).flatten(1)
+    aq, ak = torch.arange(q_size, device="cpu"), torch.arange(k_size, device="cpu")  # CPU even in meta builds
+    cq = torch.stack(torch.meshgrid(aq, aq, indexing="ij")).flatten(1)
+    ck = torch.stack(torch.meshgrid(ak, ak, indexing="ij")).flatten(1)
     rel = (cq[:, :, None] - ck[:, None, :]).permute(1, 2, 0) + (k_size - 1)  # (q*q, k*k, 2)
     return rel[..., 0] * (q_size + k_size - 1) + rel[..., 1]
 
 
 def _rolled_valid_slots(ws: int, e: int) -> torch.Tensor:
     """Which of the 4 * ws^2 slots of the (tl, tr, bl, br) rolled windows are kept: 4 ws^2 - 4 (ws-e)^2 of them."""
-    masks = torch.ones(4, ws, ws)
+    masks = torch.ones(4, ws, ws, device="cpu")  # nonzero() needs real data, also in meta-device builds
     masks[0, :-e, :-e] = 0  # rolled towards the top-left: keep what came from the right/bottom border strips
     masks[1, :-e, e:] = 0
     masks[2, e:, :-e] = 0
     masks[3, e:, e:] = 0
     return masks.flatten().nonzero().view(-1)
+
+
+def _on_default_device(t: torch.Tensor) -> torch.Tensor:
+    """Index tables are computed on the CPU; buffers follow the build device (e.g. ``create_model(device=...)``)."""
+    return t.to(torch.get_default_device())
 
 
 def _unfold_geometry(focal_window: int, level: int) -> tuple[int, int]:
@@ -247,7 +253,7 @@ def _cached_key_tables(
 def _unfold_valid_slots(focal_window: int, k: int) -> torch.Tensor:
     """Slots of the level-k (k > 0) unfold kernel that the original keeps (its ``valid_ind_unfold_k``)."""
     kernel, _ = _unfold_geometry(focal_window, k)
-    keep = torch.zeros(kernel, kernel)
+    keep = torch.zeros(kernel, kernel, device="cpu")
     keep[2**k - 1 :, 2**k - 1 :] = 1
     return keep.flatten().nonzero().view(-1)
 
@@ -288,12 +294,12 @@ class FocalWindowAttention(nn.Module):
 
         # Creation order = the original's, so state-dict keys come out in the same order.
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, num_heads))  # zero init
-        self.register_buffer("relative_position_index", _relative_position_index(ws, ws))
+        self.register_buffer("relative_position_index", _on_default_device(_relative_position_index(ws, ws)))
         if self.use_rolled:
             n_rolled = 4 * ws * ws - 4 * (ws - expand_size) ** 2
             self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, num_heads, ws * ws, n_rolled))
             nn.init.trunc_normal_(self.relative_position_bias_table_to_neighbors, std=0.02)
-            self.register_buffer("valid_ind_rolled", _rolled_valid_slots(ws, expand_size))
+            self.register_buffer("valid_ind_rolled", _on_default_device(_rolled_valid_slots(ws, expand_size)))
         if self.num_pooled_levels:
             self.relative_position_bias_table_to_windows = nn.ParameterList()
             for k in range(self.num_pooled_levels):
@@ -301,9 +307,11 @@ class FocalWindowAttention(nn.Module):
                 table = nn.Parameter(torch.zeros(num_heads, (ws + region - 1) ** 2))
                 nn.init.trunc_normal_(table, std=0.02)
                 self.relative_position_bias_table_to_windows.append(table)
-                self.register_buffer(f"relative_position_index_{k}", _relative_position_index(ws, region))
+                index_k = _relative_position_index(ws, region)
+                self.register_buffer(f"relative_position_index_{k}", _on_default_device(index_k))
                 if k > 0:
-                    self.register_buffer(f"valid_ind_unfold_{k}", _unfold_valid_slots(focal_window, k))
+                    slots = _unfold_valid_slots(focal_window, k)
+                    self.register_buffer(f"valid_ind_unfold_{k}", _on_default_device(slots))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
