@@ -330,7 +330,9 @@ def test_gradient_checkpointing_same_gradients():
 
 
 def test_torch_compile_fullgraph():
-    model = _randomize(focalnet.FocalTransformer(**SMALL))
+    """One graph, no breaks (index tables are traced from the buffers); aot_eager keeps CI fast, see the docs
+    for the inductor check."""
+    model = _randomize(focalnet.FocalTransformer(**{**SMALL, "depths": [1, 1, 1, 1]}))
     x = torch.randn(1, 3, 96, 80)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     with torch.no_grad():
