@@ -239,14 +239,14 @@ def _build_key_tables(
     return _KeyTables(torch.cat(index, 1), torch.cat(mask, 1), fine, tuple(pooled))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)  # ~6 MB per entry at detection sizes
 def _cached_key_tables(
     Hp: int, Wp: int, ws: int, e: int, focal_window: int, pooled_sizes: tuple[tuple[int, int], ...], device: str
 ) -> _KeyTables:
-    unfold_slots = [None] + [_unfold_valid_slots(focal_window, k) for k in range(1, len(pooled_sizes))]
-    rolled = _rolled_valid_slots(ws, e).to(device) if e > 0 else None
+    # Built outside inference mode: the tables are reused by later autograd forwards (index_select saves them).
     with torch.inference_mode(False), torch.no_grad():
-        unfold_slots = [u if u is None else u.to(device) for u in unfold_slots]
+        unfold_slots = [None] + [_unfold_valid_slots(focal_window, k).to(device) for k in range(1, len(pooled_sizes))]
+        rolled = _rolled_valid_slots(ws, e).to(device) if e > 0 else None
         return _build_key_tables(Hp, Wp, ws, e, focal_window, pooled_sizes, device, rolled, unfold_slots)
 
 
