@@ -2,5 +2,6 @@
 
 from .focal_transformer import FocalTransformerBackbone
 from .focalnet import FocalNetBackbone
+from .remap import load_backbone_weights, remap_classification_state_dict
 
-__all__ = ["FocalNetBackbone", "FocalTransformerBackbone"]
+__all__ = ["FocalNetBackbone", "FocalTransformerBackbone", "load_backbone_weights", "remap_classification_state_dict"]

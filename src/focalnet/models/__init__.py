@@ -1,5 +1,7 @@
 """Model families. Importing this package registers every variant."""
 
+from focalnet.weights import focalnet_records  # noqa: F401  (registers the released weights of the variants)
+
 from . import focalnet  # noqa: F401  (registers FocalNet variants)
 from .focal_transformer import FocalTransformer  # registers the Focal Transformer variants
 from .focalnet import FocalNet

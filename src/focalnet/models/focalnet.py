@@ -26,7 +26,6 @@ Deliberate differences from the original code, none of which changes a number:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 

@@ -1,0 +1,1 @@
+"""Data: built-in data sets, synthetic dense-prediction scenes, image loading and transforms."""
