@@ -187,8 +187,8 @@ def test_checkpoint_of_another_resolution_or_variant_is_named():
     at224 = focalnet.FocalTransformer(**{**cfg, "img_size": 224})
     with pytest.raises(CheckpointError, match=r"layers\.3\.blocks\.0: it was built for a larger resolution"):
         ft.check_focal_transformer_state_dict(at224, sd256)
-    with pytest.raises(CheckpointError, match="relative_position_bias_table_to_neighbors"):
-        focalnet.load_weights(at224, sd256)
+    with pytest.raises(CheckpointError, match=r"layers\.3\.blocks\.0: it was built for a larger resolution"):
+        focalnet.load_weights(at224, sd256)  # through the weights package's converter hook
     sd224 = _golden("ft_tiny_like.pt")["state_dict"]
     cfg224 = dict(_golden("ft_tiny_like.pt")["config"])
     at256 = focalnet.FocalTransformer(**{**cfg224, "img_size": 256})
@@ -204,12 +204,17 @@ def test_checkpoint_of_another_resolution_or_variant_is_named():
     with pytest.raises(CheckpointError, match="Focal-fast"):
         ft.check_focal_transformer_state_dict(focalnet.FocalTransformer(**cfg224), v2)
     ft.check_focal_transformer_state_dict(focalnet.FocalTransformer(**cfg224), sd224)  # fits: no error
+    # the weights package names the variant of a full-size checkpoint (built on the meta device: shapes only)
+    tiny = focalnet.create_model("focal_transformer_tiny_conv", device="meta").state_dict()
+    assert ft.identify_focal_transformer(tiny) == "focal_transformer_tiny_conv"
+    assert ft.identify_focal_transformer(sd224) is None
 
 
 def test_weights_records_mark_dead_links():
     for name in VARIANTS:
         (rec,) = focalnet.list_weights(name)
-        assert rec.available is False and rec.urls[0].startswith("https://projects4jw.blob.core.windows.net/")
+        assert rec.available is False and rec.status == "dead" and not rec.sources
+        assert rec.dead_urls[0].startswith("https://projects4jw.blob.core.windows.net/model/focal-transformer/")
         assert rec.num_classes == 1000 and rec.input_size == 224 and rec.layout == "original"
 
 
@@ -332,7 +337,8 @@ def test_gradients_checkpointing_and_paths_agree():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for g in grads[1:]:
         for n, ref in grads[0].items():
-            torch.testing.assert_close(g[n], ref, atol=1e-4, rtol=1e-4, msg=n)
+            scale = ref.abs().max().clamp_min(1.0)  # float32 sums in another order: compare relative to the tensor
+            torch.testing.assert_close(g[n] / scale, ref / scale, atol=1e-4, rtol=1e-4, msg=n)
 
 
 def test_torch_compile_fullgraph():

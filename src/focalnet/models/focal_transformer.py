@@ -1023,15 +1023,29 @@ def to_canonical_focal_transformer(model: nn.Module, sd: dict[str, torch.Tensor]
     return sd
 
 
-def _register_converter() -> None:
+def identify_focal_transformer(sd: Mapping[str, torch.Tensor]) -> str | None:
+    """The registered variant a v1 state dict was built as (head aside, built for 224), or ``None``."""
+    if "patch_embed.proj.weight" not in sd or not any(".attn.relative_position_bias_table" in k for k in sd):
+        return None
+    theirs = describe_checkpoint(sd)
+    for name in _FT_VARIANTS:
+        with torch.device("meta"):  # shapes only
+            mine = describe_checkpoint(FocalTransformer(**_BASE, **_FT_VARIANTS[name][0], num_classes=0).state_dict())
+        if all(mine[k] == theirs[k] for k in ("embed_dim", "depths", "num_heads", "use_conv_embed",
+                                              "expanding_blocks")):
+            return name
+    return None
+
+
+def _register_weights_hooks() -> None:
+    """Plug into the weights package: strict loads get specific errors, error messages name the variant."""
     try:
         from focalnet.weights.convert import register_converter
-    except ImportError:  # the conversion hook is optional: load_weights then loads the original layout directly
+        from focalnet.weights.identify import register_identifier
+    except ImportError:  # optional hooks: without them load_weights still loads the original layout strictly
         return
     register_converter("FocalTransformer", to_canonical_focal_transformer)
-
-
-_register_converter()
+    register_identifier(identify_focal_transformer)
 
 
 # ---------------------------------------------------------------------------------------------------- variants
@@ -1097,7 +1111,8 @@ def _register_weights() -> None:
             WeightsRecord(
                 variant=name,
                 tag="ms_in1k",
-                urls=(_URL + file,),
+                urls=(),
+                dead_urls=(_URL + file,),
                 file_name=file,
                 num_classes=1000,
                 label_set="imagenet-1k",
@@ -1115,3 +1130,4 @@ def _register_weights() -> None:
 
 
 _register_weights()
+_register_weights_hooks()
