@@ -29,8 +29,11 @@ Deliberate deviations from the original code (none changes a number at the const
   module structure computes on that input. Stride-32 rule: inputs need sides >= 32.
 * Tokens stay channels-last ``(B, H, W, C)``; the forward pass is stateless (the original stores ``H, W`` and
   input resolutions on the modules; attention maps come from :meth:`FocalTransformer.forward_attention`).
-* ``qkv`` runs once on the concatenation of fine and pooled tokens (the original calls it twice); same numbers.
-* The fast path computes the pooled tokens' keys/values only where they are gathered (no unfold copies).
+* In the fast path ``qkv`` runs once on the concatenation of fine and pooled tokens (the original calls it twice,
+  also computing the unused q of pooled tokens, which is kept so FLOPs match) and pooled keys are gathered by
+  index instead of unfolded; the index tables are memoised per map size (a pure function of sizes).
+* The fc pooling is an ``einsum`` over the window view instead of partition + transpose + ``Linear``; same sum.
+* ``use_layerscale=False`` skips the original's multiplication by 1.0.
 * Unsupported original options raise instead of being ignored: ``use_shift=True``, ``ape=True``,
   ``use_pre_norm=True``, ``patch_norm=False``. ``expand_stages`` is accepted and, as in the original, unused
   (expansion is controlled by ``expand_sizes`` and ``expand_layer``).
