@@ -216,6 +216,10 @@ def test_weights_records_mark_dead_links():
         assert rec.available is False and rec.status == "dead" and not rec.sources
         assert rec.dead_urls[0].startswith("https://projects4jw.blob.core.windows.net/model/focal-transformer/")
         assert rec.num_classes == 1000 and rec.input_size == 224 and rec.layout == "original"
+    from focalnet.weights.hub import DownloadError
+
+    with pytest.raises(DownloadError, match="no live copy of focal_transformer_tiny"):  # says so, downloads nothing
+        focalnet.create_model("focal_transformer_tiny", pretrained=True, device="meta")
 
 
 # ---------------------------------------------------------------------------------------------- interface
