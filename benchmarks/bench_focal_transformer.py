@@ -32,6 +32,30 @@ def _time(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
+def _saved_mib(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """MiB of distinct tensors saved for backward by one train-mode forward (activation-memory proxy)."""
+    seen: dict[tuple, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        seen[key] = t.untyped_storage().nbytes()
+        return t
+
+    from focalnet.layers import DropPath
+
+    rates = {m: m.p for m in model.modules() if isinstance(m, DropPath)}
+    for m in rates:
+        m.p = 0.0  # like the spec's measurement: stochastic depth off
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    model.eval()
+    for m, rate in rates.items():
+        m.p = rate
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(n for (ptr, _), n in seen.items() if ptr not in params) / 2**20
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="focal_transformer_tiny")
@@ -39,6 +63,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--memory", action="store_true", help="also report activation memory saved for backward")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -76,6 +101,10 @@ def main() -> None:
         per_round = statistics.median(a / b for a, b in zip(wall[k], wall["plain"], strict=True))
         print(f"{k:<10} {med_w[k]:>8.3f} {args.batch / med_w[k]:>6.1f} {med_w[k] / med_w['plain']:>11.2f} "
               f"{med_c[k]:>8.3f} {med_c[k] / med_c['plain']:>10.2f} {per_round:>21.2f}")
+    if args.memory:
+        mem = {k: _saved_mib(m, x) for k, m in models.items()}
+        print("saved for backward (train-mode forward, MiB): "
+              + ", ".join(f"{k} {v:.0f} ({v / mem['plain']:.2f}x plain)" for k, v in mem.items()))
     speedup_w, speedup_c = med_w["faithful"] / med_w["fast"], med_c["faithful"] / med_c["fast"]
     print(f"faithful/fast: {speedup_w:.2f}x wall, {speedup_c:.2f}x cpu; max |faithful - fast| logits: {diff:.2e}")
 

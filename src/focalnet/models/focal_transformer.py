@@ -458,7 +458,6 @@ class FocalWindowAttention(nn.Module):
             sl = sl.view(B, nW, h, ws2, n) + m[None, :, None, None, :]
             attn[:, :, :, offset : offset + n] = sl.view(-1, h, ws2, n)
             offset += n
-        assert offset == N
         attn = self.attn_drop(attn.softmax(-1))
         out = (attn @ v_all).transpose(1, 2).reshape(-1, ws2, C)
         out = self.proj_drop(self.proj(out))
