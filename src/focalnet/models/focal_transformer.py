@@ -388,7 +388,9 @@ class FocalWindowAttention(nn.Module):
         bias = bias.unsqueeze(1) + tables.mask.to(bias.dtype)[None, :, None, :]  # (h, nW, ws^2, N) with -100s
         bias = bias.view(1, h * nW, ws * ws, N)
 
-        if return_attn:
+        # SDPA (flash kernel on CPU) whenever the bias needs no gradient. With a trainable bias PyTorch falls back
+        # to its math path, which also saves a scaled copy of K; the explicit form saves only q, K/V and the weights.
+        if return_attn or (bias.requires_grad and torch.is_grad_enabled()):
             attn = torch.matmul(q * self.scale, k.transpose(-2, -1)) + bias
             attn = attn.softmax(-1)
             out = torch.matmul(self.attn_drop(attn), v)
@@ -438,7 +440,6 @@ class FocalWindowAttention(nn.Module):
                 valid = valid[:, getattr(self, f"valid_ind_unfold_{lvl}")]
             masks.append(torch.zeros_like(valid).masked_fill(valid == 0, _MASK_VALUE))
         k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
-        N = k_all.shape[2]
         attn = (q_w * self.scale) @ k_all.transpose(-2, -1)  # (B*nW, h, ws^2, N)
 
         rpb = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(ws2, ws2, h)
