@@ -243,7 +243,13 @@ def test_attention_of_the_real_focal_transformer():
     x = blob["input"][:1]
     att = attention_map(model, x, which=(0, 0), query=(0.5, 0.5))
     assert att.image.shape == tuple(x.shape[-2:]) and np.isfinite(att.image).all()
-    assert att.grid.min() >= 0 and att.grid.sum() > 0
+    assert att.grid.min() >= 0 and 0 < att.grid.sum() <= 1 + 1e-5
+    with torch.no_grad():
+        _, maps = model.forward_attention(x, which=[(0, 0)])
+    gh, gw = maps["layers.0.blocks.0"].grid_size
+    assert att.query_token == (gh // 2, gw // 2)
+    expected = maps["layers.0.blocks.0"].query_map(gh // 2, gw // 2)[0]
+    torch.testing.assert_close(torch.from_numpy(att.grid), expected)
 
 
 # ------------------------------------------------------------------------------------------------- sequences
