@@ -155,15 +155,15 @@ def _attention_outputs(model, name: str, source, args, which, out: Path, weights
     img_size = img_size[0] if isinstance(img_size, (tuple, list)) else img_size
     prepared = prepare_image(source, size=int(img_size), square=True)  # v1 accepts only its training size
     x = prepared.tensor.to(args.device)
-    heat, arrays, point = {}, {"image": prepared.display, "weights": np.array(weights or "random")}, None
+    heat, arrays, points = {}, {"image": prepared.display, "weights": np.array(weights or "random")}, []
     for pair in which:
         att = attention_map(model, x, which=pair, query=tuple(args.query), head=args.head, image_size=prepared.size)
         heat[f"attention, stage {pair[0] + 1} block {pair[1] + 1}"] = att.image
         arrays[f"attention/{att.block}"] = att.grid
         arrays[f"attention_up/{att.block}"] = att.image
-        point = att.query_pixel
+        points.append(att.query_pixel)
     if not args.no_figures:
-        fig = heatmap_figure(prepared.display, heat, point=point, meaningful=weights is not None,
+        fig = heatmap_figure(prepared.display, heat, point=points, meaningful=weights is not None,
                              title=f"{args.model}: attention of the query (+) over fine and pooled keys")
         save_figure(fig, out / f"{name}_attention.png")
         _save_npz(out / f"{name}_maps.npz", arrays)
