@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python docs/figures/fit_synthetic_maps.py          # a few CPU minutes on 2 cores
 
-No trained FocalNet weights are available here, so this trains a small FocalNet (embed 32, depths 1-1-2-1, 3 focal
+No trained FocalNet weights are available here, so this trains a small FocalNet (embed 24, depths 1-1-2-1, 3 focal
 levels) for a few CPU minutes to classify *which* object a synthetic scene holds (``focalnet.data.synthetic``: a
 horse, a coin or the scikit-image logo pasted on real textures; image-level labels only). The scenes also come
 with object masks, never used in training, so we can measure how well each stage's modulator norm ranks object
@@ -27,7 +27,7 @@ from focalnet.viz import compute_maps, prepare_image
 from focalnet.viz.figures import _figure, _off, overlay, save_figure
 
 OUT = Path(__file__).resolve().parent
-SIZE = 96
+SIZE = 64
 
 
 def tensors(scenes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,19 +49,19 @@ def auc_per_stage(model, scenes) -> np.ndarray:
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    train = make_scenes(480, seed=0, size=(SIZE, SIZE), max_objects=1)
-    test = make_scenes(60, seed=1, size=(SIZE, SIZE), max_objects=1)
+    train = make_scenes(288, seed=0, size=(SIZE, SIZE), max_objects=1)
+    test = make_scenes(48, seed=1, size=(SIZE, SIZE), max_objects=1)
     xtr, ytr = tensors(train)
     xte, yte = tensors(test)
-    model = FocalNet(embed_dim=32, depths=[1, 1, 2, 1], focal_levels=3, focal_windows=3, num_classes=3,
+    model = FocalNet(embed_dim=24, depths=[1, 1, 2, 1], focal_levels=3, focal_windows=3, num_classes=3,
                      drop_path_rate=0.0, img_size=SIZE)
-    init = FocalNet(embed_dim=32, depths=[1, 1, 2, 1], focal_levels=3, focal_windows=3, num_classes=3,
+    init = FocalNet(embed_dim=24, depths=[1, 1, 2, 1], focal_levels=3, focal_windows=3, num_classes=3,
                     drop_path_rate=0.0, img_size=SIZE)
     init.load_state_dict(model.state_dict())
     init.eval()
 
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    epochs, bs = 12, 32
+    epochs, bs = 10, 32
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * (len(xtr) // bs))
     t0 = time.time()
     for epoch in range(epochs):

@@ -93,6 +93,23 @@ def erf_study() -> str:
     return "\n".join(lines)
 
 
+def attention_figure() -> None:
+    """Focal Transformer-T: attention of one query over its fine and pooled keys, every stage (coffee)."""
+    from focalnet.viz.attention import attention_map
+    from focalnet.viz.figures import heatmap_figure
+
+    net = model("focal_transformer_tiny")
+    prepared = prepare_image(PHOTOS["coffee"], size=224, square=True)
+    heat, points = {}, []
+    for s in range(4):
+        att = attention_map(net, prepared.tensor, which=(s, -1), query=(0.35, 0.5), image_size=prepared.size)
+        heat[f"stage {s + 1}, last block"] = att.image
+        points.append(att.query_pixel)
+    fig = heatmap_figure(prepared.display, heat, point=points, meaningful=False,
+                         title="focal_transformer_tiny: attention of the query (+) over its fine and pooled keys")
+    save_figure(fig, OUT / "viz_attention.png", dpi=DPI)
+
+
 def web_screenshot() -> None:
     """The local demo (focalnet serve) in headless Chromium after uploading chelsea."""
     import shutil
@@ -135,6 +152,10 @@ def main() -> None:
         print(erf_study())
         shrink(OUT / "viz_erf.png")
         return
+    if "--attention-only" in sys.argv:
+        attention_figure()
+        shrink(OUT / "viz_attention.png")
+        return
     if "--screenshot-only" in sys.argv:
         web_screenshot()
         shrink(OUT / "viz_web_demo.png")
@@ -147,6 +168,7 @@ def main() -> None:
     save_figure(kernels_figure(focal_kernels(net), meaningful=False,
                                title="focalnet_tiny_lrf depthwise kernels, mean over channels (initialisation)"),
                 OUT / "viz_kernels.png", dpi=DPI)
+    attention_figure()
     print(erf_study())
     web_screenshot()
     for p in sorted(OUT.glob("viz_*.png")):
