@@ -49,8 +49,8 @@ def auc_per_stage(model, scenes) -> np.ndarray:
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    train = make_scenes(288, seed=0, size=(SIZE, SIZE), max_objects=1)
-    test = make_scenes(48, seed=1, size=(SIZE, SIZE), max_objects=1)
+    train = make_scenes(768, seed=0, size=(SIZE, SIZE), max_objects=1)
+    test = make_scenes(96, seed=1, size=(SIZE, SIZE), max_objects=1)
     xtr, ytr = tensors(train)
     xte, yte = tensors(test)
     model = FocalNet(embed_dim=24, depths=[1, 1, 2, 1], focal_levels=3, focal_windows=3, num_classes=3,
@@ -61,7 +61,7 @@ def main() -> None:
     init.eval()
 
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    epochs, bs = 10, 32
+    epochs, bs = 30, 32
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * (len(xtr) // bs))
     t0 = time.time()
     for epoch in range(epochs):
