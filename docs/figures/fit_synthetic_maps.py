@@ -1,6 +1,6 @@
 """Do modulator maps separate objects from background without pixel supervision? A small, honest check.
 
-    PYTHONPATH=src python docs/figures/fit_synthetic_maps.py          # a few CPU minutes on 2 cores
+    PYTHONPATH=src python docs/figures/fit_synthetic_maps.py          # ~5-13 min on 2 CPU cores (load-dependent)
 
 No trained FocalNet weights are available here, so this trains a small FocalNet (embed 24, depths 1-1-2-1, 3 focal
 levels) for a few CPU minutes to classify *which* object a synthetic scene holds (``focalnet.data.synthetic``: a
