@@ -191,6 +191,8 @@ def test_config_rejects_unknown_keys_and_parses_overrides(tmp_path):
     cfg = load_config(None, ["optim.lr=2e-4", "model.min_size=[128, 160]", "data.synthetic.n_train=8"])
     assert cfg.optim.lr == 2e-4 and cfg.model.min_size == [128, 160] and cfg.data.synthetic.n_train == 8
     assert DetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="'optim.epochs' expects int, got 'many'"):
+        load_config(None, ["optim.epochs=many"])
     with pytest.raises(ValueError, match="key.sub=value"):
         load_config(None, ["optim.lr"])
     with pytest.raises(FileNotFoundError):

@@ -22,7 +22,8 @@ class ModelConfig:
     focal_windows: int | list[int] | None = 9  # every published detection config uses 9
     focal_levels: int | list[int] | None = None  # None: the variant's (2 srf, 3 lrf)
     drop_path_rate: float | None = None
-    pretrained: str | None = None  # classification checkpoint (path / URL), loaded with the original rules
+    # Classification weights loaded with the original rules: a path / URL, or true for the variant's released ones.
+    pretrained: bool | str | None = None
     frozen_stages: int = -1
     stem_padding: int | None = None
     use_checkpoint: bool = False  # per-block activation checkpointing in the backbone
@@ -106,8 +107,40 @@ def _build(cls, d: Any, where: str):
     kwargs = {}
     for k, v in d.items():
         sub = _dataclass_in(hints[k])
-        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None and v is not None else v
+        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None and v is not None else _coerce(v, hints[k],
+                                                                                                      where + k)
     return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check a leaf value against its annotation; numbers written as '2e-4' (a string to YAML 1.1) become floats."""
+    import types
+    import typing
+
+    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
+    kinds = {typing.get_origin(a) or a for a in args}
+    if value is None:
+        if type(None) in kinds:
+            return None
+    elif isinstance(value, bool):
+        if bool in kinds:
+            return value
+    elif isinstance(value, int) and int in kinds:
+        return value
+    elif isinstance(value, (int, float)) and float in kinds:
+        return float(value)
+    elif isinstance(value, str) and str in kinds:
+        return value
+    elif isinstance(value, str) and float in kinds:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, list) and list in kinds:
+        return value
+    elif isinstance(value, dict) and dict in kinds:
+        return value
+    raise ValueError(f"config key {key!r} expects {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
 def _dataclass_in(tp) -> type | None:
