@@ -82,7 +82,7 @@ def _fmt(v) -> str:
 
 
 def _checkpoint(args):
-    from focalnet.seg.config import SegConfig, apply_overrides
+    from focalnet.seg.config import ConfigError, SegConfig, apply_overrides
     from focalnet.seg.engine import load_checkpoint, resolve_device
 
     model, cfg, obj = load_checkpoint(args.checkpoint)
@@ -91,7 +91,7 @@ def _checkpoint(args):
         d["data"]["root"] = args.data
     bad = [o for o in args.overrides if not o.split("=", 1)[0].startswith(("data.", "test."))]
     if bad:
-        raise SystemExit(f"only data.* and test.* can be overridden at evaluation, not: {', '.join(bad)}")
+        raise ConfigError(f"only data.* and test.* can be overridden at evaluation, not: {', '.join(bad)}")
     cfg = SegConfig.from_dict(apply_overrides(d, args.overrides)).validate()
     device = resolve_device(args.device)
     return model.to(device).eval(), cfg, device, obj
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return {"synth": _synth, "train": _train, "eval": _eval, "predict": _predict}[args.action](args)
-    except (ConfigError, SegDataError, FileNotFoundError) as e:
+    except (ConfigError, SegDataError, FileNotFoundError, ValueError) as e:  # bad input: a message, not a trace
         print(f"focalnet segment {args.action}: {e}", file=sys.stderr)
         return 2
 

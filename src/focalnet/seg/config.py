@@ -160,8 +160,37 @@ def _build(cls, d: Any, where: str):
     for k, v in d.items():
         f = fields[k]
         sub = f.default_factory if dataclasses.is_dataclass(f.default_factory) else None  # type: ignore[arg-type]
-        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None else v
+        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None else _coerce(v, str(f.type), where + k)
     return cls(**kwargs)
+
+
+def _coerce(v: Any, typ: str, key: str) -> Any:
+    """Check a scalar against its annotation; YAML 1.1 reads ``1e-3`` as a string, so numbers are converted."""
+    optional = typ.endswith("| None")
+    base = typ.removesuffix("| None").strip()
+    if v is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} must not be null")
+    try:
+        if base == "float" and not isinstance(v, bool):
+            return float(v)
+        if base == "int" and not isinstance(v, bool) and float(v) == int(float(v)):
+            return int(float(v))
+    except (TypeError, ValueError):
+        pass
+    else:
+        if base not in {"float", "int"}:
+            if base == "bool" and not isinstance(v, bool):
+                raise ConfigError(f"{key} must be true or false, got {v!r}")
+            if base == "str" and not isinstance(v, str):
+                raise ConfigError(f"{key} must be a string, got {v!r}")
+            if base.startswith("list") and not isinstance(v, list):
+                raise ConfigError(f"{key} must be a list, got {v!r}")
+            if base.startswith("dict") and not isinstance(v, dict):
+                raise ConfigError(f"{key} must be a mapping, got {v!r}")
+            return v
+    raise ConfigError(f"{key} must be a{'n' if base == 'int' else ''} {base}, got {v!r}")
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -157,8 +157,8 @@ class SegFolderDataset(Dataset):
 
     def __getitem__(self, i: int):
         img, labels = self.load(i)
-        img_t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-        lab_t = torch.from_numpy(np.ascontiguousarray(labels))
+        img_t = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # a writable copy
+        lab_t = torch.from_numpy(np.array(labels))
         if self.transform is not None:
             return self.transform(img_t, lab_t)
         return img_t, lab_t

@@ -191,7 +191,8 @@ def train(cfg: SegConfig, out_dir: str | os.PathLike, progress: bool = False, re
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         scaler.step(opt)
         scaler.update()
-        rec = {"iter": it + 1, "lr": opt.param_groups[0]["lr"], **{k: float(v) for k, v in losses.items()}}
+        rec = {"iter": it + 1, "lr": opt.param_groups[0]["lr"]}
+        rec.update({k: float(v.detach()) for k, v in losses.items()})
         sched.step()
         seen += img.shape[0]
         history.append(rec)
@@ -241,7 +242,7 @@ def _yaml(d: dict) -> str:
 def predict(model: UperNetSegmentor, image: np.ndarray | torch.Tensor, cfg: SegConfig, aug: bool = False,
             device: torch.device | str = "cpu") -> torch.Tensor:
     """Class probabilities (K,H,W) of one (H,W,3) uint8 image, at its own size (single- or multi-scale)."""
-    img = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+    img = torch.from_numpy(np.array(image)) if isinstance(image, np.ndarray) else image  # writable copy
     if img.ndim != 3 or img.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {tuple(img.shape)}")
     img = img.permute(2, 0, 1)
