@@ -15,6 +15,7 @@ Deviations from the original, on purpose:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -73,7 +74,7 @@ class UperNetSegmentor(nn.Module):
             hidden_size=channels,
             pool_scales=list(pool_scales),
             auxiliary_channels=aux_channels,
-            auxiliary_in_channels=None,
+            auxiliary_in_channels=backbone.out_channels[aux_in_index],
             auxiliary_num_convs=1,
             auxiliary_concat_input=False,
         )
@@ -85,7 +86,11 @@ class UperNetSegmentor(nn.Module):
         self.decode_head.classifier = _with_dropout(self.decode_head.classifier, dropout)
         self.auxiliary_head = None
         if aux_weight > 0:
-            self.auxiliary_head = UperNetFCNHead(cfg, in_channels=list(backbone.out_channels), in_index=aux_in_index)
+            # transformers 5 takes the backbone channels; 4.x reads config.auxiliary_in_channels (set above).
+            chans = {"in_channels": list(backbone.out_channels)}
+            if "in_channels" not in inspect.signature(UperNetFCNHead).parameters:  # pragma: no cover
+                chans = {}
+            self.auxiliary_head = UperNetFCNHead(cfg, in_index=aux_in_index, **chans)
             self.auxiliary_head.classifier = _with_dropout(self.auxiliary_head.classifier, dropout)
 
     def _resize(self, logits: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
