@@ -75,12 +75,33 @@ PUBLISHED_M = {"tiny_srf": 61, "tiny_lrf": 61, "small_srf": 83, "small_lrf": 84,
 @pytest.mark.parametrize("name", sorted(PUBLISHED_M))
 def test_full_size_segmentors_match_published_parameter_counts(name):
     cfg = load_config(REPO / "configs" / "segmentation" / f"upernet_focalnet_{name}_160k.yaml")
+    assert cfg.model.pretrained == f"focalnet_{name}"  # the ImageNet weights, as the original configs
     with torch.device("meta"):
-        model = build_segmentor(cfg.model)
+        model = build_segmentor(cfg.model, load_pretrained=False)
     n = sum(p.numel() for p in model.parameters()) / 1e6
     # The README's values are rounded inconsistently (T-lrf 61.57 M is listed as 61), hence 0.75 M of slack.
     assert abs(n - PUBLISHED_M[name]) < 0.75, n
     assert model.backbone.body.focal_windows == [9, 9, 9, 9]
+
+
+def test_pretrained_classification_weights_load_with_the_original_rules(tmp_path):
+    """A window-3 classification checkpoint goes into a window-9 backbone: kernels zero-padded and centred."""
+    from focalnet import create_model
+
+    kw = dict(TINY["backbone_kwargs"])
+    clf = create_model("focalnet_tiny_srf", num_classes=10, **kw)
+    torch.save(clf.state_dict(), tmp_path / "clf.pth")
+    cfg = SegConfig.from_dict({"model": {**TINY, "pretrained": str(tmp_path / "clf.pth"),
+                                         "backbone_kwargs": {**kw, "focal_windows": 9}}}).model
+    body = build_segmentor(cfg).backbone.body
+    torch.testing.assert_close(body.patch_embed.proj.weight, clf.patch_embed.proj.weight)
+    k9 = body.layers[0].blocks[0].modulation.focal_layers[0][0].weight
+    k3 = clf.layers[0].blocks[0].modulation.focal_layers[0][0].weight
+    assert k9.shape[-1] == 9 and k3.shape[-1] == 3
+    torch.testing.assert_close(k9[..., 3:6, 3:6], k3)
+    assert k9.abs().sum() == k9[..., 3:6, 3:6].abs().sum()
+    with pytest.raises(FileNotFoundError, match="neither an existing file, a URL, nor a released weights name"):
+        build_segmentor(SegConfig.from_dict({"model": {**TINY, "pretrained": "no_such_weights"}}).model)
 
 
 def test_logits_have_input_size_for_any_image_size():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -138,6 +139,26 @@ class UperNetSegmentor(nn.Module):
         return groups
 
 
+def resolve_pretrained(source: str) -> str:
+    """A file, a directory or a URL as given; otherwise a released weights name (``focalnet_tiny_srf``, as the
+    original configs' ``pretrained='focalnet_tiny_srf.pth'``) resolved to its download URL."""
+    if "://" in source or Path(source).exists():
+        return source
+    from focalnet.weights import get_weights
+
+    try:
+        rec = get_weights(Path(source).stem if source.endswith((".pth", ".pt")) else source)
+    except KeyError:
+        raise FileNotFoundError(
+            f"model.pretrained {source!r} is neither an existing file, a URL, nor a released weights name "
+            "(see `focalnet models` / focalnet.list_weights())"
+        ) from None
+    urls = list(rec.urls) + [m[0] for m in rec.mirrors]
+    if not urls:
+        raise FileNotFoundError(f"no download is known for {source!r}: {rec.notes}")
+    return urls[0]
+
+
 def build_segmentor(cfg, load_pretrained: bool = True) -> UperNetSegmentor:
     """Build the segmentor of a :class:`~focalnet.seg.config.ModelConfig` (the backbone via the registry)."""
     from focalnet.models.registry import create_model
@@ -147,7 +168,7 @@ def build_segmentor(cfg, load_pretrained: bool = True) -> UperNetSegmentor:
     if cfg.pretrained and load_pretrained:
         from focalnet.backbones import load_backbone_weights
 
-        left = load_backbone_weights(backbone, cfg.pretrained)
+        left = load_backbone_weights(backbone, resolve_pretrained(cfg.pretrained))
         _logger.info("loaded backbone weights from %s (%d keys left at init)", cfg.pretrained, len(left))
     return UperNetSegmentor(
         backbone,
