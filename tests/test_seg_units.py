@@ -100,6 +100,10 @@ def test_pretrained_classification_weights_load_with_the_original_rules(tmp_path
     assert k9.shape[-1] == 9 and k3.shape[-1] == 3
     torch.testing.assert_close(k9[..., 3:6, 3:6], k3)
     assert k9.abs().sum() == k9[..., 3:6, 3:6].abs().sum()
+    from focalnet.seg.model import resolve_pretrained
+
+    for name in ("focalnet_tiny_srf", "focalnet_tiny_srf.pth"):  # a released name resolves to its URL (no fetch)
+        assert resolve_pretrained(name).endswith("focalnet_tiny_srf.pth") and "://" in resolve_pretrained(name)
     with pytest.raises(FileNotFoundError, match="neither an existing file, a URL, nor a released weights name"):
         build_segmentor(SegConfig.from_dict({"model": {**TINY, "pretrained": "no_such_weights"}}).model)
 
