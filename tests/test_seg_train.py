@@ -101,6 +101,18 @@ def test_checkpoint_reloads_to_the_same_metrics(run):
     assert m["mIoU"] == pytest.approx(_eval_json(tmp)["mIoU"])
 
 
+def test_resume_continues_from_the_checkpoint(run, tmp_path):
+    tmp, data, cfg = run
+    out = tmp_path / "resumed"
+    assert main(["segment", "train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--resume",
+                 str(tmp / "run/latest.pt"), "--set", f"train.max_iters={ITERS + 3}",
+                 "--set", f"train.checkpoint_interval={ITERS + 3}"]) == 0
+    hist = json.loads((out / "log.json").read_text())["history"]
+    assert [h["iter"] for h in hist] == [ITERS + 1, ITERS + 2, ITERS + 3]
+    _, _, obj = load_checkpoint(out / "latest.pt")
+    assert obj["iter"] == ITERS + 3
+
+
 def test_sliding_window_and_multiscale_flip_evaluation(run):
     tmp, _, _ = run
     slide = _eval_json(tmp, "--set", "test.mode=slide")
