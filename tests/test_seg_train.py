@@ -150,6 +150,15 @@ def test_cli_reports_bad_input_clearly(run, tmp_path, capsys):
     typo.write_text(cfg.read_text().replace("warmup_iters", "warmup_iter"))
     assert main(["segment", "train", "--config", str(typo), "--data", str(data), "--out", str(tmp_path / "r")]) == 2
     assert "unknown key(s) in train.: warmup_iter" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(data, broken)
+    victim = sorted((broken / "annotations/training").glob("*.png"))[-1]
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(victim)
+    assert main(["segment", "train", "--config", str(cfg), "--data", str(broken), "--out", str(tmp_path / "r")]) == 2
+    assert f"mask {victim.name} is 10x10 but image" in capsys.readouterr().err  # found before any training
+    assert not (tmp_path / "r" / "latest.pt").exists()
     assert main(["segment", "eval", "--checkpoint", ckpt, "--data", str(tmp_path / "nowhere")]) == 2
     assert "data root not found" in capsys.readouterr().err
     assert main(["segment", "predict", "--checkpoint", ckpt, str(tmp_path / "no.jpg"), "--out", str(tmp_path)]) == 2

@@ -77,6 +77,7 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])  # RGB, 0..255 (mmseg)
     std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
     workers: int = 2
+    check: bool = True  # validate every image/mask pair before training (sizes, label values)
 
 
 @dataclass

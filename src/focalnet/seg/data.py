@@ -163,10 +163,27 @@ class SegFolderDataset(Dataset):
             return self.transform(img_t, lab_t)
         return img_t, lab_t
 
-    def check(self) -> None:
-        """Load and validate every sample now (sizes and labels), so bad files fail before training."""
-        for i in range(len(self)):
-            self.load(i)
+    def check(self, progress: bool = False) -> None:
+        """Validate every sample now (mask size against the image header, label values), so that a bad file
+        fails before training starts rather than hours into it. Images are not decoded, masks are."""
+        from PIL import Image
+
+        items = range(len(self))
+        if progress:
+            from tqdm.auto import tqdm
+
+            items = tqdm(items, desc="check data", leave=False)
+        for i in items:
+            s = self.samples[i]
+            with Image.open(s.image) as im:
+                w, h = im.size
+            mask = read_mask(s.mask)
+            if mask.shape != (h, w):
+                raise SegDataError(
+                    f"mask {s.mask.name} is {mask.shape[1]}x{mask.shape[0]} but image {s.image.name} is {w}x{h} "
+                    "(width x height); masks must have their image's size"
+                )
+            encode_labels(mask, self.num_classes, self.reduce_zero_label, self.ignore_index, str(s.mask))
 
 
 def write_synthetic_ade(root: str | Path, n_train: int = 200, n_val: int = 50, size: tuple[int, int] = (128, 128),

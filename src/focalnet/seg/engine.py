@@ -152,6 +152,10 @@ def train(cfg: SegConfig, out_dir: str | os.PathLike, progress: bool = False, re
     tc, device = cfg.train, resolve_device(cfg.train.device)
     train_ds = make_dataset(cfg, "train", train_transform(cfg))
     val_ds = make_dataset(cfg, "val") if tc.eval_interval > 0 else None
+    if cfg.data.check:
+        for ds in (train_ds, val_ds):
+            if ds is not None:
+                ds.check(progress)
     if len(train_ds) < tc.batch_size:
         raise SegDataError(f"{len(train_ds)} training images are fewer than one batch of {tc.batch_size}")
     model = build_segmentor(cfg.model).to(device)
