@@ -518,7 +518,10 @@ class FocalNet(nn.Module):
 _SRC = "microsoft/FocalNet classification/focalnet.py + configs (spec §3.1); params measured on the original code"
 
 _FOCALNET_VARIANTS = {
-    # name: (kwargs, params@1000 classes, GMACs @ img_size, top1, num_classes, img_size)
+    # name: (kwargs, params@1000 classes, GMACs @ img_size with a 1000-class head, top1, num_classes, img_size)
+    # GMACs: README figures for T/S/B/iso. L/XL/H have none published; theirs are the authors' flops() formula with
+    # the real 7x7/3x3 conv-embed kernels (their flops() counts patch_size**2, i.e. 102.25/102.40/180.73/180.93/
+    # 115.10/115.81, ~2.5 % low). See focalnet.utils.flops.analytic_macs; tests/test_flops.py checks both.
     "focalnet_tiny_srf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=2, focal_windows=3, drop_path_rate=0.2),
                           28_427_116, 4.4, 82.1, 1000, 224),
     "focalnet_tiny_lrf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=3, focal_windows=3, drop_path_rate=0.2),
@@ -544,27 +547,27 @@ _FOCALNET_VARIANTS = {
                                drop_path_rate=0.2), 87_255_832, 16.9, 82.4, 1000, 224),
     "focalnet_large_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=3, focal_windows=5,
                                 use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
-                           207_100_744, 102.25, None, 21842, 384),
+                           207_100_744, 104.97, None, 21842, 384),
     # fl4 + normalize_modulator: the L yaml and FocalNet-DINO (which used the L-fl4 checkpoint for its published
     # results) set it; for XL only DINO does (the yaml is silent, timm/HF never set it). We follow the authors'
     # DINO code for both; `normalize_modulator=False` gives the other reading.
     "focalnet_large_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=4, focal_windows=3,
                                 use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
-                                drop_path_rate=0.5), 207_281_248, 102.40, None, 21842, 384),
+                                drop_path_rate=0.5), 207_281_248, 105.12, None, 21842, 384),
     "focalnet_xlarge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=3, focal_windows=5,
                                  use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
-                            366_082_120, 180.73, None, 21842, 384),
+                            366_082_120, 185.49, None, 21842, 384),
     "focalnet_xlarge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=4, focal_windows=3,
                                  use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
-                                 drop_path_rate=0.5), 366_322_784, 180.93, None, 21842, 384),
+                                 drop_path_rate=0.5), 366_322_784, 185.69, None, 21842, 384),
     "focalnet_huge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=3, focal_windows=3,
                                use_conv_embed=True, use_postln=True, use_layerscale=True,
                                use_postln_in_modulation=True, drop_path_rate=0.5),
-                          686_564_424, 115.10, None, 21842, 224),
+                          686_564_424, 118.12, None, 21842, 224),
     "focalnet_huge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=4, focal_windows=3,
                                use_conv_embed=True, use_postln=True, use_layerscale=True,
                                use_postln_in_modulation=True, drop_path_rate=0.5),
-                          689_277_664, 115.81, None, 21842, 224),
+                          689_277_664, 118.83, None, 21842, 224),
 }
 
 for _name, (_kw, _params, _gmacs, _top1, _ncls, _res) in _FOCALNET_VARIANTS.items():
