@@ -219,10 +219,10 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
         if pad:
+            # Padding unconditionally (a zero pad is a plain copy) keeps the graph free of a branch on the input
+            # size, so torch.export can trace one program for every size.
             H, W = x.shape[-2:]
-            ph, pw = (-H) % self.patch_size, (-W) % self.patch_size
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph))
+            x = F.pad(x, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
         x = self.proj(x).permute(0, 2, 3, 1)  # (B, H', W', C)
         if self.norm is not None:
             x = self.norm(x)
