@@ -45,7 +45,7 @@ def depthwise_layout(batch: int, size: int, rounds: int) -> str:
         tokens = torch.randn(batch, hw, hw, c)
         inputs = {"nchw": tokens.permute(0, 3, 1, 2).contiguous(), "cl": tokens.permute(0, 3, 1, 2)}
 
-        def levels(t: torch.Tensor) -> None:
+        def levels(t: torch.Tensor, c: int = c, w3: torch.Tensor = w3, w5: torch.Tensor = w5) -> None:
             with torch.no_grad():
                 F.gelu(F.conv2d(F.gelu(F.conv2d(t, w3, padding=1, groups=c)), w5, padding=2, groups=c))
 
