@@ -111,14 +111,17 @@ class FocalModulation(nn.Module):
         # NCHW view with channels-last memory: the depthwise convs read it without a layout round trip.
         ctx = ctx.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         g = gates.permute(0, 3, 1, 2)  # (B, L+1, H, W) view
-        ctx_all = 0
+        # Gated sum of the levels, accumulated in place (addcmul_): one pass over memory per level instead of a
+        # product, a sum and two fresh tensors. Autograd allows it: mul/addcmul save their factors, not ctx_all.
+        ctx_all = None
         for level, layer in enumerate(self.focal_layers):
             ctx = layer(ctx)  # each level refines the previous one: hierarchical contextualisation
-            ctx_all = ctx_all + ctx * g[:, level : level + 1]
+            gate = g[:, level : level + 1]
+            ctx_all = ctx * gate if ctx_all is None else ctx_all.addcmul_(ctx, gate)
         ctx_global = self.act(ctx.mean((2, 3), keepdim=True))  # (B, C, 1, 1) from the last level
-        ctx_all = ctx_all + ctx_global * g[:, L:]
+        ctx_all = ctx_all.addcmul_(ctx_global, g[:, L:])
         if self.normalize_modulator:
-            ctx_all = ctx_all / (L + 1)
+            ctx_all = ctx_all.div_(L + 1)
 
         # h is a 1x1 conv: a linear map over channels of the channels-last context.
         modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias)  # (B,H,W,C)
@@ -181,12 +184,17 @@ class FocalNetBlock(nn.Module):
             y, maps = y
         if self.use_postln:
             y = self.norm1(y)
-        x = x + self.drop_path(self.gamma_1 * y)
+        x = x + self.drop_path(self._scale(self.gamma_1, y))
         if self.use_postln:
-            x = x + self.drop_path(self.gamma_2 * self.norm2(self.mlp(x)))
+            x = x + self.drop_path(self._scale(self.gamma_2, self.norm2(self.mlp(x))))
         else:
-            x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+            x = x + self.drop_path(self._scale(self.gamma_2, self.mlp(self.norm2(x))))
         return (x, maps) if return_maps else x
+
+    @staticmethod
+    def _scale(gamma: torch.Tensor | float, y: torch.Tensor) -> torch.Tensor:
+        # Without layer scale gamma is the float 1.0: skip a multiply that would copy the whole tensor.
+        return y if isinstance(gamma, float) and gamma == 1.0 else gamma * y
 
 
 class PatchEmbed(nn.Module):
