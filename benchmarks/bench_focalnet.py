@@ -76,7 +76,7 @@ def main() -> None:
     t0 = time.time()
     report = compare_speed(args.model, args.batch, args.size, backward=args.backward, compare=split(args.compare),
                            variants=split(args.variants), threads=args.threads, rounds=args.rounds,
-                           warmup=args.warmup)
+                           warmup=args.warmup, on_table=lambda t: print(t + "\n", flush=True))
     print(report.markdown())
     if args.layout:
         print("\nDepthwise focal convolutions (3x3 then 5x5, GELU after each), forward:\n")

@@ -359,10 +359,12 @@ def compare_speed(
     rounds: int = 10,
     warmup: int = 2,
     progress: Callable[[int], None] | None = None,
+    on_table: Callable[[str], None] | None = None,
 ) -> SpeedReport:
     """Time our model against its peers at one batch size and resolution, forward and optionally forward+backward.
 
-    ``threads`` sets ``torch.set_num_threads`` for the run (the machine's default otherwise).
+    ``threads`` sets ``torch.set_num_threads`` for the run (the machine's default otherwise). ``on_table`` gets
+    each Markdown table as soon as it is measured (long runs on a busy machine then leave partial results).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -382,6 +384,8 @@ def compare_speed(
             c.model.eval()
         rows[mode] = summarize(results)
         tables[mode] = format_table(rows[mode], title=f"{mode}, batch {batch}, {size}x{size}")
+        if on_table is not None:
+            on_table(tables[mode])
     header = (f"{name}, fp32 CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; "
               f"{rounds} interleaved rounds after {warmup} warm-up rounds; medians.")
     return SpeedReport(header, diffs, rows, tables)
