@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	.venv/bin/focalnet models
+	.venv/bin/focalnet train
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import golden_files, load_golden, require_golden
 
 import focalnet
+from conftest import golden_files, load_golden, require_golden
 from focalnet.backbones import FocalNetBackbone
 from focalnet.models.registry import get_spec
 
@@ -195,3 +195,38 @@ def test_stem_conv_embed_grid():
     m = focalnet.FocalNet(embed_dim=8, depths=[1, 1, 1, 1], use_conv_embed=True, num_classes=0).eval()
     with torch.no_grad():
         assert m.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 7, 7, 64)
+
+
+@pytest.mark.parametrize("name", _golden_ids("focalnet_dense"))
+def test_golden_backbone_remap(name):
+    """Classification weights -> backbone with other windows/levels, exactly as the original loader converts them."""
+    from focalnet.backbones import load_backbone_weights, remap_classification_state_dict
+
+    path = next(p for p in require_golden("focalnet_dense") if p.name == name)
+    blob = load_golden(path)
+    cfg = dict(blob["config"])
+    out_indices = cfg.pop("out_indices")
+    src = load_golden(path.parent.parent / "focalnet" / blob["source_classification_fixture"])["state_dict"]
+    backbone = FocalNetBackbone(focalnet.FocalNet(**cfg, num_classes=0), out_indices=out_indices)
+    converted, not_provided = remap_classification_state_dict(src, backbone.body.state_dict())
+    ref = blob["converted_from_classification"]
+    assert set(converted) == set(ref)
+    for k in ref:
+        torch.testing.assert_close(converted[k], ref[k], atol=0, rtol=0)
+    assert all(".focal_layers." in k for k in not_provided)
+    left = load_backbone_weights(backbone, {"model": src})
+    assert left == not_provided
+    torch.testing.assert_close(backbone.body.patch_embed.proj.weight, src["patch_embed.proj.weight"])
+
+
+def test_backbone_remap_refuses_fewer_levels_and_wrong_depth():
+    from focalnet.backbones import remap_classification_state_dict
+    from focalnet.weights.loading import CheckpointError
+
+    lrf = focalnet.FocalNet(embed_dim=16, depths=[1, 1, 2, 1], focal_levels=3, num_classes=0).state_dict()
+    srf_body = focalnet.FocalNet(embed_dim=16, depths=[1, 1, 2, 1], focal_levels=2, num_classes=0).state_dict()
+    with pytest.raises(CheckpointError, match="3 focal levels, the backbone only 2"):
+        remap_classification_state_dict(lrf, srf_body)
+    deeper = focalnet.FocalNet(embed_dim=16, depths=[1, 1, 3, 1], num_classes=0).state_dict()
+    with pytest.raises(CheckpointError, match="keys the backbone does not have"):
+        remap_classification_state_dict(deeper, srf_body)

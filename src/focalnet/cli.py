@@ -8,8 +8,8 @@ commands that use them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import importlib
+import importlib.util
 import logging
 import sys
 

@@ -3,16 +3,31 @@
 The authors' detection/segmentation backbone takes each stage's output after its blocks and before its
 downsampling, applies one LayerNorm per output (``norm{i}``) and pads the input right/bottom to the stride.
 This adapter does the same on top of :meth:`FocalNet.forward_intermediates`.
+
+Deliberate differences from the authors' backbone (``detection/mmdet/models/backbones/focalnet.py``):
+
+* every FocalNet flag is supported (post-norm, layer scale, normalised modulator, LayerNorm in the modulation),
+  because the body *is* the classifier; the original backbone is always pre-norm, so it cannot host L/XL/H;
+* the conv-embed stem keeps the classifier's padding 2 by default (the weights were trained with it); the
+  original backbone used 3. ``from_name(..., stem_padding=3)`` reproduces it. T/S/B use no conv embed, so
+  this only concerns the large models;
+* ``train()`` returns the module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from focalnet.models.focalnet import FocalNet
+
+from .remap import load_backbone_weights
+
+_logger = logging.getLogger(__name__)
 
 
 class FocalNetBackbone(nn.Module):
@@ -44,6 +59,57 @@ class FocalNetBackbone(nn.Module):
             for i in self.out_indices
         ]
         self._freeze()
+
+    @classmethod
+    def from_name(
+        cls,
+        name: str,
+        *,
+        focal_windows: int | Sequence[int] | None = 9,
+        focal_levels: int | Sequence[int] | None = None,
+        drop_path_rate: float | None = None,
+        pretrained: str | bool | Mapping[str, torch.Tensor] | None = None,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        out_norm: bool = True,
+        frozen_stages: int = -1,
+        stem_padding: int | None = None,
+        use_checkpoint: bool = False,
+        **overrides: Any,
+    ) -> FocalNetBackbone:
+        """Build the backbone of a registered variant, as the detection/segmentation recipes use it.
+
+        ``focal_windows`` defaults to 9 (every published detection/segmentation config); ``None`` keeps the
+        variant's own windows. ``focal_levels``/``drop_path_rate``/``stem_padding`` override the variant when
+        given. ``pretrained`` is a classification checkpoint (path, URL, state dict, or ``True`` for the
+        variant's default released weights); it is loaded with the original loader rules
+        (:func:`focalnet.backbones.load_backbone_weights`: kernels padded/cropped, new levels at zero, head
+        dropped). The classifier's final norm and head are removed: the dense outputs never use them.
+        """
+        from focalnet.models.registry import create_model
+
+        kw: dict[str, Any] = dict(overrides)
+        if focal_windows is not None:
+            kw["focal_windows"] = focal_windows
+        if focal_levels is not None:
+            kw["focal_levels"] = focal_levels
+        if drop_path_rate is not None:
+            kw["drop_path_rate"] = drop_path_rate
+        if stem_padding is not None:
+            kw["stem_padding"] = stem_padding
+        body = create_model(name, num_classes=0, use_checkpoint=use_checkpoint, **kw)
+        if len(body.layers) < 2:
+            raise ValueError(f"{name!r} is isotropic (one stage at stride {body.stride}); a dense backbone needs "
+                             "a hierarchical variant with stride-4..32 stages")
+        body.norm = nn.Identity()  # unused by dense outputs; an unused parameter would trouble DDP and optimizers
+        with torch.device(body.patch_embed.proj.weight.device):  # the per-output norms go where the body is
+            backbone = cls(body, out_indices=out_indices, out_norm=out_norm, frozen_stages=-1)
+        if pretrained:
+            source = _resolve_pretrained(name, pretrained)
+            left = load_backbone_weights(backbone, source)
+            _logger.info("loaded classification weights into %s backbone (%d tensors left at init)", name, len(left))
+        backbone.frozen_stages = frozen_stages  # freeze after loading so frozen stages hold the pretrained values
+        backbone._freeze()
+        return backbone
 
     @property
     def out_channels(self) -> list[int]:
@@ -81,3 +147,18 @@ class FocalNetBackbone(nn.Module):
                 f = self.norms[str(i)](f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             outs.append(f.contiguous())
         return outs
+
+
+def _resolve_pretrained(name: str, pretrained: str | bool | Mapping[str, torch.Tensor]):
+    """``True`` -> the variant's default released classification weights (downloaded and cached); else as given."""
+    if pretrained is not True:
+        return pretrained
+    from focalnet.weights import get_weights
+
+    try:
+        rec = get_weights(name)
+    except KeyError as e:
+        raise ValueError(f"no released weights are registered for {name!r}; pass a checkpoint path instead") from e
+    if not rec.available:
+        raise ValueError(f"the released weights of {name!r} are not downloadable any more; pass a local file")
+    return rec.urls[0]  # load_backbone_weights downloads URLs through focalnet.weights.hub

@@ -1,4 +1,8 @@
-"""``focalnet models``: the table of registered variants."""
+"""``focalnet models``: the table of registered variants.
+
+The ``weights`` column says whether released weights can be downloaded today (``available``), were published
+but every known link is dead (``dead``), or were never released (``none``); see docs/weights.md.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from focalnet.models.registry import get_spec, list_models
+    from focalnet.weights.records import weights_status
 
     names = list_models(args.pattern, family=args.family)
-    header = f"{'model':<28} {'params':>13} {'GMACs':>8} {'res':>4} {'classes':>7} {'top-1':>6}"
+    header = f"{'model':<28} {'params':>13} {'GMACs':>8} {'res':>4} {'classes':>7} {'top-1':>6} {'weights':>9}"
     print(header)
     print("-" * len(header))
     for n in names:
@@ -22,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         params = f"{s.params:,}" if s.params else "-"
         gmacs = f"{s.gmacs:.1f}" if s.gmacs else "-"
         top1 = f"{s.top1:.1f}" if s.top1 else "-"
-        print(f"{n:<28} {params:>13} {gmacs:>8} {s.img_size:>4} {s.num_classes:>7} {top1:>6}")
+        print(f"{n:<28} {params:>13} {gmacs:>8} {s.img_size:>4} {s.num_classes:>7} {top1:>6} {weights_status(n):>9}")
     return 0

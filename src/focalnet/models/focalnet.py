@@ -26,7 +26,6 @@ Deliberate differences from the original code, none of which changes a number:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -315,6 +314,7 @@ class FocalNet(nn.Module):
         use_postln: bool = False,
         use_postln_in_modulation: bool = False,
         normalize_modulator: bool = False,
+        stem_padding: int = 2,
     ) -> None:
         super().__init__()
         depths = list(depths)
@@ -339,7 +339,8 @@ class FocalNet(nn.Module):
         self.stride = patch_size * 2 ** (n - 1)  # total downsampling of the last stage
 
         self.patch_embed = PatchEmbed(
-            patch_size, in_chans, embed_dims[0], use_conv_embed=use_conv_embed, is_stem=True, norm=patch_norm
+            patch_size, in_chans, embed_dims[0], use_conv_embed=use_conv_embed, is_stem=True, norm=patch_norm,
+            stem_padding=stem_padding,  # conv-embed stem only: 2 as in the classifier, 3 in the mmdet backbone
         )
         self.pos_drop = nn.Dropout(drop_rate)
         # Stochastic depth grows linearly per block (computed on the CPU so meta-device builds work).

@@ -80,10 +80,15 @@ def _read_source(source, map_location) -> dict:
     if isinstance(source, Mapping):
         return dict(source)
     s = str(source)
-    if s.startswith(("http://", "https://")):
+    if s.startswith(("http://", "https://", "hf://", "file://")):
         from .hub import download
 
         return load_state_dict_file(download(s), map_location)
+    if Path(s).is_dir():  # a Hugging Face model directory (save_pretrained / focalnet convert --to hf)
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (Path(s) / name).is_file():
+                return load_state_dict_file(Path(s) / name, map_location)
+        raise FileNotFoundError(f"{s} is a directory without model.safetensors or pytorch_model.bin")
     return load_state_dict_file(s, map_location)
 
 
@@ -111,8 +116,12 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
         from .identify import guess_variant
 
         guess = guess_variant(sd)
+        head = sd.get("head.weight")
+        classes = f"{head.shape[0]}-class head" if head is not None else "no head"
         if guess:
-            hint = f"\n  the checkpoint looks like {guess}"
+            hint = f"\n  the checkpoint looks like {guess} ({classes})"
+        else:
+            hint = f"\n  the checkpoint matches no registered variant ({classes})"
     except ImportError:
         pass
     raise CheckpointError(

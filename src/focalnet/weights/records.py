@@ -12,9 +12,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class WeightsRecord:
     """A released checkpoint of a registered variant.
 
-    ``urls`` are tried in order (the first is the preferred, currently reachable location); ``available`` is False
-    for checkpoints whose every known link is dead. ``sha256`` pins the file when known. ``label_set`` is
-    ``"imagenet-1k"`` or ``"imagenet-22k"`` (21,842 logits whose first 1,000 are the 1K classes in standard order).
+    ``urls`` are tried in order (the first is the preferred, currently reachable location of the file in
+    ``layout``); ``mirrors`` are further ``(url, layout)`` copies tried after them (Hugging Face / timm re-uploads
+    in their own key layouts, converted on load); ``dead_urls`` keeps the historical links that no longer answer.
+    ``available`` is False for checkpoints with no known live copy. ``sha256`` pins the file when known (only for
+    ``urls``; mirrors hold different bytes). ``label_set`` is ``"imagenet-1k"`` or ``"imagenet-22k"`` (21,842
+    logits whose first 1,000 are the 1K classes in standard order, spec §4.4). URLs of the form
+    ``hf://owner/repo/path/in/repo`` are fetched with ``huggingface_hub``.
     """
 
     variant: str
@@ -34,11 +38,25 @@ class WeightsRecord:
     available: bool = True
     license: str = "MIT"
     notes: str = ""
+    mirrors: tuple[tuple[str, str], ...] = ()
+    dead_urls: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return f"{self.variant}.{self.tag}"
+
+    @property
+    def sources(self) -> list[tuple[str, str]]:
+        """Every live location to try, in order, as ``(url, layout)``."""
+        if not self.available:
+            return []
+        return [(u, self.layout) for u in self.urls] + list(self.mirrors)
+
+    @property
+    def status(self) -> str:
+        """``available`` (a live copy is known) or ``dead`` (only dead links are known)."""
+        return "available" if self.available and (self.urls or self.mirrors) else "dead"
 
 
 _WEIGHTS: dict[str, WeightsRecord] = {}
@@ -71,3 +89,11 @@ def get_weights(name: str) -> WeightsRecord:
     if name in _DEFAULT:
         return _WEIGHTS[_DEFAULT[name]]
     raise KeyError(f"no released weights named {name!r}; see focalnet.list_weights()")
+
+
+def weights_status(variant: str) -> str:
+    """``available`` / ``dead`` / ``none``: whether released weights of ``variant`` can be downloaded today."""
+    records = list_weights(variant)
+    if not records:
+        return "none"
+    return "available" if any(r.status == "available" for r in records) else "dead"

@@ -1,0 +1,318 @@
+"""Data sets: the built-in digits, an ImageFolder layout and Hugging Face ``datasets``; plus the batch sampler.
+
+All data sets yield ``(PIL RGB image, int label)`` before the transform, so one transform pipeline (timm's)
+serves them all and ``predict`` sees images the same way training did.
+
+Determinism is a design goal here, because resumed and distributed runs must reproduce a single uninterrupted
+run: the order of samples depends only on ``(seed, epoch)`` (:class:`GlobalBatchSampler`), and the random
+augmentation of a sample depends only on ``(seed, epoch, index)`` (:class:`SeededTransformDataset`), never on the
+number of processes, workers, or where a run was interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from .images import IMAGE_EXTENSIONS, ImageLoadError, load_rgb
+
+_logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DataError",
+    "DigitsDataset",
+    "ImageFolderDataset",
+    "HFImageDataset",
+    "SeededTransformDataset",
+    "GlobalBatchSampler",
+    "build_datasets",
+]
+
+
+class DataError(ValueError):
+    """A data set is empty, mislaid or inconsistent; the message says which folder or file."""
+
+
+# ------------------------------------------------------------------------------------------ built-in digits
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(1797, 8, 8) pixels in 0..16 and labels, read straight from scikit-learn's bundled CSV.
+
+    Reading the file avoids importing ``sklearn.datasets`` (seconds on a busy machine) for 100 KB of data.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the built-in digits data set ships with scikit-learn: pip install scikit-learn")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():  # an unusual layout: fall back to the public loader
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.images, d.target
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
+class DigitsDataset(Dataset):
+    """scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, 10 classes), a fixed stratified split.
+
+    Ships inside scikit-learn, so the default job needs no download. Pixels (0..16) become 8-bit gray RGB images;
+    the transform upsamples them.
+    """
+
+    classes = [str(i) for i in range(10)]
+
+    def __init__(self, split: str = "train", val_fraction: float = 0.2, seed: int = 0) -> None:
+        if split not in ("train", "val"):
+            raise DataError(f"digits has splits 'train' and 'val', not {split!r}")
+        images, targets = _load_digits()
+        rng = np.random.default_rng(seed)
+        val_idx = []
+        for c in range(10):  # stratified: the same fraction of every class is held out
+            idx = np.flatnonzero(targets == c)
+            val_idx.append(rng.permutation(idx)[: int(round(val_fraction * len(idx)))])
+        is_val = np.zeros(len(targets), bool)
+        is_val[np.concatenate(val_idx)] = True
+        keep = np.flatnonzero(is_val if split == "val" else ~is_val)
+        self.images = (images[keep] * (255.0 / 16.0)).round().astype(np.uint8)
+        self.targets = targets[keep].astype(int).tolist()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i], mode="L").convert("RGB"), self.targets[i]
+
+
+# ------------------------------------------------------------------------------------------ image folders
+def _scan_split(root: Path, classes: Sequence[str] | None) -> tuple[list[str], list[tuple[str, int]]]:
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist; expected ROOT/train/<class>/*.jpg and ROOT/val/...")
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    loose = [e.name for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)]
+    found = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if loose:
+        raise DataError(
+            f"{root} holds {len(loose)} image(s) directly (e.g. {loose[0]}) instead of in one sub-folder per "
+            "class; move each image into <root>/<class name>/"
+        )
+    if not found:
+        raise DataError(f"{root} has no class sub-folders; expected {root}/<class name>/<images>")
+    if classes is None:
+        classes = found
+    else:
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{root} has class folder(s) {unknown[:5]} that the training split does not have; the splits are "
+                "mislabelled (class folders must have the same names in train/ and val/)"
+            )
+    index = {c: i for i, c in enumerate(classes)}
+    samples: list[tuple[str, int]] = []
+    empty = []
+    for c in found:
+        n0 = len(samples)
+        for dirpath, _dirs, files in os.walk(root / c, followlinks=True):
+            for f in sorted(files):
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    samples.append((os.path.join(dirpath, f), index[c]))
+        if len(samples) == n0:
+            empty.append(c)
+    if empty:
+        _logger.warning("%s: class folder(s) with no images: %s", root, ", ".join(empty[:10]))
+    if not samples:
+        raise DataError(f"{root} contains no images with extensions {', '.join(IMAGE_EXTENSIONS)}")
+    return list(classes), samples
+
+
+class ImageFolderDataset(Dataset):
+    """``root/<class>/<image>`` with safe decoding and a defined policy for unreadable files.
+
+    ``bad_images="skip"`` logs a warning naming the file and returns the next readable image instead (so a batch
+    keeps its size and a long run is not lost to one corrupt JPEG); ``"error"`` raises :class:`ImageLoadError`
+    naming the file. Skipped paths are remembered in ``self.bad``.
+    """
+
+    def __init__(self, root: str | os.PathLike, classes: Sequence[str] | None = None, bad_images: str = "skip"):
+        self.root = Path(root)
+        self.classes, self.samples = _scan_split(self.root, classes)
+        self.targets = [t for _, t in self.samples]
+        self.bad_images = bad_images
+        self.bad: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        for k in range(min(len(self.samples), 50)):
+            path, target = self.samples[(i + k) % len(self.samples)]
+            try:
+                return load_rgb(path), target
+            except ImageLoadError as e:
+                if self.bad_images == "error":
+                    raise
+                if path not in self.bad:
+                    self.bad.add(path)
+                    _logger.warning("skipping unreadable image (data.bad_images=skip): %s", e)
+        raise DataError(f"{self.root}: 50 consecutive images are unreadable; is this an image folder?")
+
+
+# ------------------------------------------------------------------------------------------ Hugging Face
+class HFImageDataset(Dataset):
+    """A split of a Hugging Face ``datasets`` image-classification set (needs ``pip install datasets``)."""
+
+    def __init__(self, name: str, split: str, image_column: str = "image", label_column: str = "label") -> None:
+        try:
+            import datasets as hfd
+        except ImportError as e:
+            raise DataError("data.dataset=hf:... needs the Hugging Face datasets package: pip install datasets") from e
+        self.ds = hfd.load_from_disk(name)[split] if os.path.isdir(name) else hfd.load_dataset(name, split=split)
+        for col in (image_column, label_column):
+            if col not in self.ds.column_names:
+                raise DataError(f"{name}[{split}] has no column {col!r}; columns: {self.ds.column_names}")
+        feat = self.ds.features[label_column]
+        self.classes = list(getattr(feat, "names", None) or sorted({str(v) for v in self.ds[label_column]}))
+        self.image_column, self.label_column = image_column, label_column
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        from .images import to_rgb
+
+        row = self.ds[int(i)]
+        img = row[self.image_column]
+        if not isinstance(img, Image.Image):
+            img = Image.fromarray(np.asarray(img))
+        return to_rgb(img), int(row[self.label_column])
+
+
+# ------------------------------------------------------------------------------------------ determinism
+class SeededTransformDataset(Dataset):
+    """Applies ``transform`` with RNGs seeded from ``(seed, epoch, index)``.
+
+    Random augmentation then no longer depends on which worker or process loads a sample or on where a run was
+    resumed; the caller's RNG state is restored afterwards, so drop path and mixup in the training loop are not
+    disturbed when loading happens in the main process.
+    """
+
+    def __init__(self, base: Dataset, transform: Callable | None, seed: int = 0) -> None:
+        self.base, self.transform, self.seed, self.epoch = base, transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int):
+        img, target = self.base[i]
+        if self.transform is None:
+            return img, target
+        s = (self.seed * 1_000_003 + self.epoch * 10_007 + int(i)) % (2**31)
+        py, npy, th = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        try:
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            return self.transform(img), target
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+            torch.set_rng_state(th)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Yields this process's micro-batches so that every optimizer step sees the same *global* batch whatever
+    the number of processes or accumulation steps.
+
+    Per epoch, the indices are permuted with a generator seeded by ``seed + epoch``; consecutive blocks of
+    ``batch_size * world_size * accum_steps`` indices form one optimizer step; micro-step ``m`` of rank ``r`` gets
+    the ``(m * world_size + r)``-th slice of ``batch_size``. The incomplete last step is dropped (as the original
+    did with ``drop_last=True``). ``start`` skips micro-batches already consumed before a mid-epoch resume.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        accum_steps: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        self.n, self.batch_size, self.world_size, self.rank = n, batch_size, world_size, rank
+        self.accum_steps, self.seed, self.shuffle = accum_steps, seed, shuffle
+        self.epoch, self.start = 0, 0
+        self.global_batch = batch_size * world_size * accum_steps
+        if n < self.global_batch:
+            raise DataError(
+                f"the training set has {n} images, fewer than one global batch of {self.global_batch} "
+                f"(data.batch_size={batch_size} x {world_size} processes x optim.accum_steps={accum_steps})"
+            )
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // self.global_batch
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch * self.accum_steps - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        b = self.batch_size
+        for m in range(self.start, self.steps_per_epoch * self.accum_steps):
+            step, micro = divmod(m, self.accum_steps)
+            off = step * self.global_batch + (micro * self.world_size + self.rank) * b
+            yield order[off : off + b]
+
+
+# ------------------------------------------------------------------------------------------ factory
+def build_datasets(data_cfg, seed: int = 0) -> tuple[Dataset, Dataset, list[str]]:
+    """``(train, val, class_names)`` for ``data_cfg`` (a :class:`focalnet.train.config.DataConfig`)."""
+    from torch.utils.data import Subset
+
+    train, val, classes = _build_datasets(data_cfg)
+    if data_cfg.limit_train:
+        train = Subset(train, range(min(data_cfg.limit_train, len(train))))
+    if data_cfg.limit_val:
+        val = Subset(val, range(min(data_cfg.limit_val, len(val))))
+    return train, val, classes
+
+
+def _build_datasets(data_cfg) -> tuple[Dataset, Dataset, list[str]]:
+    ds = data_cfg.dataset
+    if ds == "digits":
+        train = DigitsDataset("train", data_cfg.val_fraction, seed=0)
+        val = DigitsDataset("val", data_cfg.val_fraction, seed=0)
+        return train, val, list(DigitsDataset.classes)
+    if ds == "folder":
+        if not data_cfg.root:
+            raise DataError("data.dataset=folder needs data.root=DIR (a directory holding train/ and val/)")
+        root = Path(data_cfg.root)
+        train = ImageFolderDataset(root / data_cfg.train_split, bad_images=data_cfg.bad_images)
+        val = ImageFolderDataset(root / data_cfg.val_split, classes=train.classes, bad_images=data_cfg.bad_images)
+        return train, val, train.classes
+    if ds.startswith("hf:"):
+        name = ds[3:]
+        train = HFImageDataset(name, data_cfg.train_split, data_cfg.image_column, data_cfg.label_column)
+        val = HFImageDataset(name, data_cfg.val_split, data_cfg.image_column, data_cfg.label_column)
+        return train, val, train.classes
+    raise DataError(f"unknown data set {ds!r}")

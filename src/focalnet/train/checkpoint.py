@@ -1,0 +1,153 @@
+"""Training checkpoints: everything needed to continue, written atomically, read back with ``weights_only=True``.
+
+A checkpoint is a dict of state dicts and plain Python / tensor data only (RNG states are converted to tensors and
+lists), so it is read without unpickling arbitrary objects. It is written to a temporary file in the same
+directory, flushed and fsync'ed, then renamed over the final name with ``os.replace``: a crash or a full disk
+while saving leaves the previous checkpoint intact and never a half-written file under a checkpoint's name.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointSaveError",
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "find_latest",
+    "list_checkpoints",
+    "capture_rng",
+    "restore_rng",
+    "prune_checkpoints",
+]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written; the previous one is untouched."""
+
+
+# ---------------------------------------------------------------------------------------------- RNG
+def capture_rng() -> dict[str, Any]:
+    """All RNG states as tensors / lists (``weights_only``-loadable)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            _logger.warning("not restoring CUDA RNG states: saved for %d devices, %d present", len(cuda),
+                            torch.cuda.device_count())
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _write(obj: Any, fh) -> None:
+    """The one place bytes are written (tests replace it to simulate a full disk)."""
+    torch.save(obj, fh)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Atomically write ``state`` to ``path`` (temp file + fsync + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            _write(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        previous = find_latest(path.parent)
+        kept = f"; the previous checkpoint {previous} is intact" if previous else ""
+        reason = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+        raise CheckpointSaveError(e.errno, f"could not save checkpoint {path}: {reason}{kept}") from e
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint with ``weights_only=True``; corrupt files raise ``CheckpointError``."""
+    from focalnet.weights.loading import CheckpointError, load_state_dict_file
+
+    ckpt = load_state_dict_file(path, map_location=map_location)
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a focalnet training checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """``checkpoint-<step>.pt`` files in ``directory``, oldest first (by step)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_latest(directory: str | os.PathLike) -> Path | None:
+    ckpts = list_checkpoints(directory)
+    return ckpts[-1] if ckpts else None
+
+
+def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
+    return Path(directory) / f"checkpoint-{step:08d}.pt"
+
+
+def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps all)."""
+    if keep <= 0:
+        return
+    for p in list_checkpoints(directory)[:-keep]:
+        try:
+            p.unlink()
+        except OSError as e:
+            _logger.warning("could not delete old checkpoint %s: %s", p, e)

@@ -1,0 +1,377 @@
+"""Visualization: maps equal the golden modulators/gates, preprocessing of any image, ERF, attention, GIF/MP4, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import golden_files, load_golden, require_golden
+from focalnet import FocalNet
+from focalnet.viz import (
+    PreparedImage,
+    compute_maps,
+    focal_kernels,
+    load_image,
+    modulation_maps,
+    modulator_norm,
+    prepare_image,
+    resolve_blocks,
+    upsample_to_image,
+)
+
+TOL = dict(atol=1e-4, rtol=1e-4)  # fixed by the golden README; never widen
+
+
+def _tiny(**kw) -> FocalNet:
+    torch.manual_seed(0)
+    cfg = dict(embed_dim=8, depths=[1, 1, 2, 1], focal_levels=2, focal_windows=3, num_classes=5, drop_path_rate=0.0)
+    cfg.update(kw)
+    return FocalNet(**cfg).eval()
+
+
+# ------------------------------------------------------------------------------------------------- golden
+@pytest.mark.parametrize("name", [p.name for p in golden_files("focalnet")] or ["missing"])
+def test_maps_equal_golden_modulator_norms_and_gates(name):
+    path = next(p for p in require_golden("focalnet") if p.name == name)
+    blob = load_golden(path)
+    model = FocalNet(**blob["config"]).eval()
+    model.load_state_dict(blob["state_dict"])
+    golden = blob["modulation"]
+    x = blob["input"]
+    logits, maps = modulation_maps(model, x, which=list(golden))
+    torch.testing.assert_close(logits, blob["logits"], **TOL)
+    for key, ref in golden.items():
+        expected = torch.linalg.vector_norm(ref["modulator"], dim=1)
+        torch.testing.assert_close(modulator_norm(maps[key].modulator), expected, **TOL)
+        torch.testing.assert_close(maps[key].gates, ref["gates"], **TOL)
+    # The figure-level API (what the CLI and the web demo use) carries the same numbers for the first image.
+    H, W = x.shape[-2:]
+    result = compute_maps(model, PreparedImage(x[:1], np.zeros((H, W, 3), np.uint8)), which=list(golden), weights=name)
+    assert [b.name for b in result.blocks] == [f"layers.{s}.blocks.{b}.modulation" for s, b in
+                                               resolve_blocks(model, list(golden))]
+    for b in result.blocks:
+        ref = golden[b.name]
+        torch.testing.assert_close(torch.from_numpy(b.modulator_norm),
+                                   torch.linalg.vector_norm(ref["modulator"][0], dim=0), **TOL)
+        torch.testing.assert_close(torch.from_numpy(b.gates), ref["gates"][0], **TOL)
+        assert b.modulator_norm_up.shape == (H, W) and b.gates_up.shape == (ref["gates"].shape[1], H, W)
+
+
+# ------------------------------------------------------------------------------------------------- upsampling
+def test_upsample_is_the_notebooks_bilinear_upsample_and_fills_uncovered_pixels():
+    m = torch.randn(2, 3, 5, 7)
+    exact = upsample_to_image(m, 4, (20, 28))
+    torch.testing.assert_close(exact, torch.nn.Upsample(scale_factor=4, mode="bilinear")(m))
+    # The strided convs leave the last (H mod r) rows/cols uncovered: they repeat the edge.
+    wider = upsample_to_image(m, 4, (23, 30))
+    torch.testing.assert_close(wider[..., :20, :28], exact)
+    torch.testing.assert_close(wider[..., 20:, :28], exact[..., 19:20, :].expand(-1, -1, 3, -1))
+    torch.testing.assert_close(wider[..., :, 28:], wider[..., :, 27:28].expand(-1, -1, -1, 2))
+    # Overhang (conv-embed stems) is cropped; 2-D maps work too.
+    assert upsample_to_image(m[0, 0], 4, (18, 25)).shape == (18, 25)
+
+
+# ------------------------------------------------------------------------------------------------- images
+def test_prepare_image_any_mode_and_size(tmp_path):
+    from PIL import Image
+
+    rgb = (np.random.default_rng(0).random((60, 90, 3)) * 255).astype(np.uint8)
+    p = prepare_image(rgb, size=64)
+    assert p.display.shape == (64, 96, 3) and p.tensor.shape == (1, 3, 64, 96)  # shorter side, no crop
+    # ImageNet normalisation of the displayed pixels
+    torch.testing.assert_close(p.tensor[0, 0], (torch.from_numpy(p.display[..., 0]).float() / 255 - 0.485) / 0.229)
+
+    gray = Image.fromarray(rgb[..., 0])
+    assert prepare_image(gray, size=32).display.shape == (32, 48, 3)
+    rgba = np.dstack([rgb, np.zeros((60, 90), np.uint8)])  # fully transparent: composited on white
+    assert (load_image(rgba).getextrema() == ((255, 255), (255, 255), (255, 255)))
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert np.asarray(load_image(tmp_path / "a.png")).min() == 255
+    sixteen = Image.fromarray((np.arange(60 * 90).reshape(60, 90) * 7).astype(np.uint16))
+    assert np.asarray(load_image(sixteen)).max() == 255
+    assert load_image(np.random.default_rng(1).random((10, 12))).size == (12, 10)  # float array in [0, 1]
+    assert load_image(gray.convert("P")).mode == "RGB"
+
+    small = prepare_image(rgb[:10, :12], size=None, stride=32)  # kept at 10x12, padded to the stride
+    assert small.display.shape == (10, 12, 3) and small.tensor.shape == (1, 3, 32, 32)
+    long = prepare_image(np.zeros((10, 1000, 3), np.uint8), size=64, max_side=256)
+    assert long.display.shape[1] == 256 and long.tensor.shape[2] >= 32
+
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(ValueError, match="not a readable image"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="image array"):
+        load_image(np.zeros((4, 4, 2)))
+
+
+def test_compute_maps_on_small_and_non_square_images():
+    model = _tiny()
+    img = (np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8)
+    for size in (None, 40, 96):
+        r = compute_maps(model, img, size=size)
+        H, W = r.image.shape[:2]
+        assert [(b.stage, b.block) for b in r.blocks] == [(0, 0), (1, 0), (2, 1), (3, 0)]
+        for b in r.blocks:
+            assert b.modulator_norm_up.shape == (H, W) and b.gates_up.shape == (3, H, W)
+            assert np.isfinite(b.modulator_norm_up).all() and (b.modulator_norm >= 0).all()
+        assert not r.meaningful and str(r.to_npz_dict()["weights"]) == "random"
+    assert resolve_blocks(model, ["3", "2.0", (-1, -1), "layers.1.blocks.0.modulation"]) == [(3, 0), (2, 0), (1, 0)]
+    with pytest.raises(ValueError, match="stage 7 does not exist"):
+        resolve_blocks(model, ["7"])
+    with pytest.raises(ValueError, match="block 5 does not exist"):
+        resolve_blocks(model, ["2.5"])
+    iso = FocalNet(embed_dim=8, depths=[8], patch_size=16, focal_levels=3, focal_windows=3, num_classes=0).eval()
+    assert resolve_blocks(iso, None) == [(0, 1), (0, 3), (0, 5), (0, 7)]  # every quarter: blocks 2/4/6/8
+
+
+def test_maps_api_leaves_the_model_untouched():
+    model = _tiny(drop_path_rate=0.5).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    compute_maps(model, np.zeros((64, 64, 3), np.uint8))
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(k for m in model.modules() for k in vars(m) if k in {"modulator", "gates"})
+
+
+def test_focal_kernels_are_channel_means_per_level():
+    model = _tiny(focal_levels=[1, 2, 3, 2], focal_windows=[3, 3, 1, 5])
+    k = focal_kernels(model)
+    assert [[a.shape[0] for a in k[s]] for s in range(4)] == [[3], [3, 5], [1, 3, 5], [5, 7]]
+    w = model.layers[2].blocks[-1].modulation.focal_layers[2][0].weight
+    np.testing.assert_allclose(k[2][2], w.detach().mean(0)[0].numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------- ERF
+@pytest.mark.parametrize("target", ["features", "modulator"])
+def test_effective_receptive_field_grows_with_depth(target):
+    from focalnet.viz.erf import effective_receptive_field, erf_radius
+
+    model = _tiny()
+    x = torch.randn(2, 3, 96, 96)
+    radii = []
+    for s in range(4):
+        erf, centre = effective_receptive_field(model, x, stage=s, target=target)
+        assert erf.shape == (96, 96) and (erf >= 0).all()
+        torch.testing.assert_close(erf.sum(), torch.tensor(1.0))
+        radii.append(erf_radius(erf, centre, 0.5))
+        # the pixels of the chosen token itself carry the most gradient
+        r = model.feature_info[s]["reduction"]
+        peak = divmod(int(erf.argmax()), 96)
+        assert abs(peak[0] - centre[0]) <= 2 * r and abs(peak[1] - centre[1]) <= 2 * r
+    assert radii[3] > radii[0]
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ValueError, match="outside"):
+        effective_receptive_field(model, x, stage=3, location=(9, 0), target=target)
+
+
+def test_modulator_erf_is_the_focal_aggregation():
+    """With one focal level (3x3 depthwise), no global share and 1x1 patches, the modulator ERF is 3x3 tokens."""
+    from focalnet.viz.erf import effective_receptive_field
+
+    model = FocalNet(patch_size=1, embed_dim=4, depths=[1], focal_levels=1, focal_windows=3, num_classes=0).eval()
+    with torch.no_grad():
+        model.layers[0].blocks[0].modulation.f.weight[-1].zero_()  # global gate row -> gate = bias = 0
+        model.layers[0].blocks[0].modulation.f.bias[-1] = 0.0
+    erf, centre = effective_receptive_field(model, torch.randn(1, 3, 9, 9), stage=0, target="modulator")
+    assert centre == (4.0, 4.0)
+    support = (erf > 0).nonzero()
+    assert support.min(0).values.tolist() == [3, 3] and support.max(0).values.tolist() == [5, 5]
+
+
+# ------------------------------------------------------------------------------------------------- attention
+class _FakeAttentionMaps:
+    """The contract of FocalTransformer.forward_attention's maps: a one-hot 'attention' on the query itself."""
+
+    def __init__(self, grid):
+        self.grid_size = grid
+
+    def query_map(self, y, x, head=None):
+        m = torch.zeros(1, *self.grid_size)
+        m[0, y, x] = 1.0
+        return m
+
+
+class _FakeFocalTransformer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([torch.nn.Module() for _ in range(2)])
+        for s in self.layers:
+            s.blocks = torch.nn.ModuleList([torch.nn.Identity(), torch.nn.Identity()])
+        self.calls = []
+
+    def forward_attention(self, x, which):
+        self.calls.append(which)
+        (stage, block), = which
+        g = (x.shape[-2] // (8 * 2**stage), x.shape[-1] // (8 * 2**stage))
+        return torch.zeros(1, 3), {f"layers.{stage}.blocks.{block}": _FakeAttentionMaps(g)}
+
+
+def test_attention_overlay_follows_the_contract():
+    from focalnet.viz.attention import attention_map, has_attention
+
+    model = _FakeFocalTransformer()
+    assert has_attention(model) and not has_attention(_tiny())
+    x = torch.zeros(1, 3, 64, 64)
+    att = attention_map(model, x, which=(-1, -1), query=(0.9, 0.1))
+    assert model.calls[-1] == [(1, 1)] and att.block == "layers.1.blocks.1"
+    assert att.query_token == (3, 0) and att.grid.shape == (4, 4) and att.image.shape == (64, 64)
+    y, xx = divmod(int(att.image.argmax()), 64)
+    assert 48 <= y < 64 and 0 <= xx < 16  # the peak is on the query's 16x16 token
+    with pytest.raises(ValueError, match="fractions"):
+        attention_map(model, x, query=(2, 0))
+    with pytest.raises(TypeError, match="forward_attention"):
+        attention_map(_tiny(), x)
+
+
+def test_attention_of_the_real_focal_transformer():
+    focalnet = pytest.importorskip("focalnet")
+    try:
+        ft_cls = focalnet.FocalTransformer
+    except (AttributeError, ImportError):
+        pytest.skip("focalnet.FocalTransformer has not landed in this checkout")
+    if not hasattr(ft_cls, "forward_attention"):
+        pytest.skip("FocalTransformer has no forward_attention in this checkout")
+    from focalnet.viz.attention import attention_map
+
+    files = golden_files("focal_transformer")
+    if not files:
+        pytest.skip("no Focal Transformer golden files")
+    blob = load_golden(files[0])
+    model = ft_cls(**blob["config"]).eval()
+    model.load_state_dict(blob["state_dict"])
+    x = blob["input"][:1]
+    att = attention_map(model, x, which=(0, 0), query=(0.5, 0.5))
+    assert att.image.shape == tuple(x.shape[-2:]) and np.isfinite(att.image).all()
+    assert att.grid.min() >= 0 and 0 < att.grid.sum() <= 1 + 1e-5
+    with torch.no_grad():
+        _, maps = model.forward_attention(x, which=[(0, 0)])
+    gh, gw = maps["layers.0.blocks.0"].grid_size
+    assert att.query_token == (gh // 2, gw // 2)
+    expected = maps["layers.0.blocks.0"].query_map(gh // 2, gw // 2)[0]
+    torch.testing.assert_close(torch.from_numpy(att.grid), expected)
+
+
+# ------------------------------------------------------------------------------------------------- sequences
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_animation_roundtrip(tmp_path, suffix):
+    from PIL import Image
+
+    from focalnet.viz.sequence import animate, count_frames, iter_frames
+
+    if suffix == ".mp4":
+        pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (viz extra)")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)).save(folder / f"f{i}.png")
+    (folder / "notes.txt").write_text("ignored")
+    assert count_frames(folder) == 3
+    out = animate(_tiny(), iter_frames(folder), tmp_path / f"maps{suffix}", which=["0", "3"], size=33, fps=5)
+    frames = list(iter_frames(out))
+    assert len(frames) == 3
+    h, w = frames[0].shape[:2]
+    # shorter side 33 -> 33x41; the input + 2 overlays side by side with 4-px gaps; H.264 rounds up to even sides
+    assert (h, w) in {(33, 131), (34, 132)}
+    assert list(iter_frames(out, max_frames=2)) and len(list(iter_frames(out, every=2))) == 2
+    with pytest.raises(ValueError, match="neither a folder"):
+        next(iter_frames(tmp_path / "x.txt"))
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+    from skimage import data
+
+    import focalnet
+    from focalnet.cli import main
+
+    # The command's plumbing is under test, not a 28M-parameter network: build a tiny one under the name.
+    built = []
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: built.append(name) or _tiny())
+
+    Image.fromarray(data.camera()[::4, ::4]).save(tmp_path / "gray.png")
+    rgba = np.dstack([data.coffee()[::4, ::4], np.full(data.coffee()[::4, ::4].shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"), str(tmp_path / "broken.jpg"),
+               "--model", "focalnet_tiny_srf", "--size", "64", "--stages", "0", "3", "--erf", "--out", str(out),
+               "--animate", str(out / "anim.gif")])
+    captured = capsys.readouterr()
+    assert rc == 1  # the broken file is reported, the others are written
+    assert "broken" in captured.err and "random weights" in captured.err and "random weights" in captured.out
+    for stem in ("gray", "rgba"):
+        for kind in ("input", "modulation", "gates", "erf"):
+            assert (out / f"{stem}_{kind}.png").stat().st_size > 1000
+        npz = np.load(out / f"{stem}_maps.npz")
+        keys = {"modulator_norm/layers.0.blocks.0", "gates/layers.3.blocks.0", "erf_modulator/layers.3.blocks.0"}
+        assert keys | {"image"} <= set(npz.files)
+        assert npz["modulator_norm_up/layers.3.blocks.0"].shape == npz["image"].shape[:2]
+    assert (out / "kernels.png").exists() and (out / "anim.gif").exists()
+    assert built == ["focalnet_tiny_srf"]
+
+
+def test_cli_visualize_attention_of_a_focal_transformer(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    from focalnet.cli import main
+
+    fake = _FakeFocalTransformer()
+    fake.img_size = 64
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: fake)
+    Image.fromarray((np.random.default_rng(0).random((50, 90)) * 255).astype(np.uint8)).save(tmp_path / "g.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "g.png"), "--model", "focal_fake", "--query", "0.9", "0.1",
+               "--stages", "0.1", "1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert fake.calls == [[(0, 1)], [(1, 1)]]
+    assert (out / "g_attention.png").stat().st_size > 1000
+    npz = np.load(out / "g_maps.npz")
+    assert npz["image"].shape == (64, 64, 3)  # v1 takes only its training size: resized to a square
+    assert npz["attention/layers.0.blocks.1"].shape == (8, 8)
+    assert npz["attention_up/layers.1.blocks.1"].shape == (64, 64)
+    assert npz["attention/layers.0.blocks.1"][7, 0] == 1.0  # the fake attends to the query token (bottom left)
+
+
+def test_cli_visualize_with_weights_is_not_stamped(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    from focalnet.cli import main
+
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    torch.save(_tiny(focal_levels=2).state_dict(), tmp_path / "w.pth")
+    torch.save({"unrelated": torch.zeros(2)}, tmp_path / "bad.pth")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "w.pth"), "--stages", "3",
+               "--size", "40", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0 and "random weights" not in captured.out + captured.err
+    assert str(np.load(out / "a_maps.npz")["weights"]) == str(tmp_path / "w.pth")
+    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "bad.pth"), "--out", str(out)])
+    assert rc == 2 and "cannot load --weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_cli_video_in_animation_out(tmp_path, capsys, monkeypatch, suffix):
+    import focalnet
+    from focalnet.cli import main
+    from focalnet.viz.sequence import iter_frames, write_animation
+
+    if suffix == ".mp4":
+        pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (viz extra)")
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    rng = np.random.default_rng(0)
+    clip = write_animation([(rng.random((48, 64, 3)) * 255).astype(np.uint8) for _ in range(5)],
+                           tmp_path / f"clip{suffix}", fps=10)
+    out = tmp_path / "out"
+    rc = main(["visualize", str(clip), "--every", "2", "--no-figures", "--stages", "1", "--size", "48",
+               "--animate", str(out / f"maps{suffix}"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    frames = list(iter_frames(out / f"maps{suffix}"))
+    assert len(frames) == 3 and frames[0].shape[1] == 2 * 64 + 4  # frames 0, 2, 4: input | overlay
+    assert not list(out.glob("*.png"))  # --no-figures
