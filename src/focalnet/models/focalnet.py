@@ -110,14 +110,17 @@ class FocalModulation(nn.Module):
         # NCHW view with channels-last memory: the depthwise convs read it without a layout round trip.
         ctx = ctx.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         g = gates.permute(0, 3, 1, 2)  # (B, L+1, H, W) view
-        ctx_all = 0
+        # Gated sum of the levels, accumulated in place (addcmul_): one pass over memory per level instead of a
+        # product, a sum and two fresh tensors. Autograd allows it: mul/addcmul save their factors, not ctx_all.
+        ctx_all = None
         for level, layer in enumerate(self.focal_layers):
             ctx = layer(ctx)  # each level refines the previous one: hierarchical contextualisation
-            ctx_all = ctx_all + ctx * g[:, level : level + 1]
+            gate = g[:, level : level + 1]
+            ctx_all = ctx * gate if ctx_all is None else ctx_all.addcmul_(ctx, gate)
         ctx_global = self.act(ctx.mean((2, 3), keepdim=True))  # (B, C, 1, 1) from the last level
-        ctx_all = ctx_all + ctx_global * g[:, L:]
+        ctx_all = ctx_all.addcmul_(ctx_global, g[:, L:])
         if self.normalize_modulator:
-            ctx_all = ctx_all / (L + 1)
+            ctx_all = ctx_all.div_(L + 1)
 
         # h is a 1x1 conv: a linear map over channels of the channels-last context.
         modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias)  # (B,H,W,C)
@@ -180,12 +183,17 @@ class FocalNetBlock(nn.Module):
             y, maps = y
         if self.use_postln:
             y = self.norm1(y)
-        x = x + self.drop_path(self.gamma_1 * y)
+        x = x + self.drop_path(self._scale(self.gamma_1, y))
         if self.use_postln:
-            x = x + self.drop_path(self.gamma_2 * self.norm2(self.mlp(x)))
+            x = x + self.drop_path(self._scale(self.gamma_2, self.norm2(self.mlp(x))))
         else:
-            x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
+            x = x + self.drop_path(self._scale(self.gamma_2, self.mlp(self.norm2(x))))
         return (x, maps) if return_maps else x
+
+    @staticmethod
+    def _scale(gamma: torch.Tensor | float, y: torch.Tensor) -> torch.Tensor:
+        # Without layer scale gamma is the float 1.0: skip a multiply that would copy the whole tensor.
+        return y if isinstance(gamma, float) and gamma == 1.0 else gamma * y
 
 
 class PatchEmbed(nn.Module):
@@ -218,10 +226,10 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
         if pad:
+            # Padding unconditionally (a zero pad is a plain copy) keeps the graph free of a branch on the input
+            # size, so torch.export can trace one program for every size.
             H, W = x.shape[-2:]
-            ph, pw = (-H) % self.patch_size, (-W) % self.patch_size
-            if ph or pw:
-                x = F.pad(x, (0, pw, 0, ph))
+            x = F.pad(x, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
         x = self.proj(x).permute(0, 2, 3, 1)  # (B, H', W', C)
         if self.norm is not None:
             x = self.norm(x)
@@ -519,7 +527,10 @@ class FocalNet(nn.Module):
 _SRC = "microsoft/FocalNet classification/focalnet.py + configs (spec §3.1); params measured on the original code"
 
 _FOCALNET_VARIANTS = {
-    # name: (kwargs, params@1000 classes, GMACs @ img_size, top1, num_classes, img_size)
+    # name: (kwargs, params@1000 classes, GMACs @ img_size with a 1000-class head, top1, num_classes, img_size)
+    # GMACs: README figures for T/S/B/iso. L/XL/H have none published; theirs are the authors' flops() formula with
+    # the real 7x7/3x3 conv-embed kernels (their flops() counts patch_size**2, i.e. 102.25/102.40/180.73/180.93/
+    # 115.10/115.81, ~2.5 % low). See focalnet.utils.flops.analytic_macs; tests/test_flops.py checks both.
     "focalnet_tiny_srf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=2, focal_windows=3, drop_path_rate=0.2),
                           28_427_116, 4.4, 82.1, 1000, 224),
     "focalnet_tiny_lrf": (dict(depths=[2, 2, 6, 2], embed_dim=96, focal_levels=3, focal_windows=3, drop_path_rate=0.2),
@@ -545,27 +556,27 @@ _FOCALNET_VARIANTS = {
                                drop_path_rate=0.2), 87_255_832, 16.9, 82.4, 1000, 224),
     "focalnet_large_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=3, focal_windows=5,
                                 use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
-                           207_100_744, 102.25, None, 21842, 384),
+                           207_100_744, 104.97, None, 21842, 384),
     # fl4 + normalize_modulator: the L yaml and FocalNet-DINO (which used the L-fl4 checkpoint for its published
     # results) set it; for XL only DINO does (the yaml is silent, timm/HF never set it). We follow the authors'
     # DINO code for both; `normalize_modulator=False` gives the other reading.
     "focalnet_large_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=192, focal_levels=4, focal_windows=3,
                                 use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
-                                drop_path_rate=0.5), 207_281_248, 102.40, None, 21842, 384),
+                                drop_path_rate=0.5), 207_281_248, 105.12, None, 21842, 384),
     "focalnet_xlarge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=3, focal_windows=5,
                                  use_conv_embed=True, use_postln=True, use_layerscale=True, drop_path_rate=0.5),
-                            366_082_120, 180.73, None, 21842, 384),
+                            366_082_120, 185.49, None, 21842, 384),
     "focalnet_xlarge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=256, focal_levels=4, focal_windows=3,
                                  use_conv_embed=True, use_postln=True, use_layerscale=True, normalize_modulator=True,
-                                 drop_path_rate=0.5), 366_322_784, 180.93, None, 21842, 384),
+                                 drop_path_rate=0.5), 366_322_784, 185.69, None, 21842, 384),
     "focalnet_huge_fl3": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=3, focal_windows=3,
                                use_conv_embed=True, use_postln=True, use_layerscale=True,
                                use_postln_in_modulation=True, drop_path_rate=0.5),
-                          686_564_424, 115.10, None, 21842, 224),
+                          686_564_424, 118.12, None, 21842, 224),
     "focalnet_huge_fl4": (dict(depths=[2, 2, 18, 2], embed_dim=352, focal_levels=4, focal_windows=3,
                                use_conv_embed=True, use_postln=True, use_layerscale=True,
                                use_postln_in_modulation=True, drop_path_rate=0.5),
-                          689_277_664, 115.81, None, 21842, 224),
+                          689_277_664, 118.83, None, 21842, 224),
 }
 
 for _name, (_kw, _params, _gmacs, _top1, _ncls, _res) in _FOCALNET_VARIANTS.items():

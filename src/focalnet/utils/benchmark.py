@@ -1,0 +1,402 @@
+"""Side-by-side speed and memory measurement of our FocalNet against its peers (timm, Hugging Face transformers).
+
+Shared machines are noisy, so every comparison here is made *within one run*: the candidates are timed in
+interleaved rounds (A, B, C, A, B, C, ...) so that a burst of load from elsewhere hits all of them alike, and
+results are reported as medians and as ratios to our model. Before timing, every peer gets *our* weights and its
+outputs are compared with ours, so the candidates provably compute the same function.
+
+Used by ``benchmarks/bench_focalnet.py``, ``benchmarks/memory_checkpointing.py`` and ``focalnet benchmark``.
+Library code: results are returned (and logged), never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+import focalnet
+
+__all__ = [
+    "Candidate",
+    "TimingResult",
+    "build_candidates",
+    "output_differences",
+    "make_step",
+    "time_interleaved",
+    "summarize",
+    "format_table",
+    "saved_activation_bytes",
+    "step_peak_memory",
+    "SpeedReport",
+    "compare_speed",
+]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """One model to time: ``call(x)`` returns logits; ``to_input`` adapts the shared input (layout, dtype)."""
+
+    label: str
+    model: nn.Module
+    call: Callable[[torch.Tensor], torch.Tensor]
+    to_input: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda x: x)
+    autocast: torch.dtype | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- peers
+def _copy_into(peer: nn.Module, ours: dict[str, torch.Tensor], rename: Callable[[str], str]) -> None:
+    """Load our tensors into ``peer``: ``rename(peer_key) -> our_key``; shapes may differ only by 1x1 dims."""
+    target = peer.state_dict()
+    new = {}
+    for key, ref in target.items():
+        src = ours.get(rename(key))
+        if src is None:
+            raise KeyError(f"no counterpart for the peer's {key!r} (looked for {rename(key)!r})")
+        if src.numel() != ref.numel():
+            raise ValueError(f"{key}: peer shape {tuple(ref.shape)} vs ours {tuple(src.shape)}")
+        new[key] = src.reshape(ref.shape).clone()
+    peer.load_state_dict(new, strict=True)
+
+
+def _timm_key(key: str) -> str:
+    # timm: stem = patch_embed, downsampling at the start of stage i+1 instead of the end of stage i, head.fc.
+    key = re.sub(r"^stem\.", "patch_embed.", key)
+    key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
+    return re.sub(r"^head\.fc\.", "head.", key)
+
+
+def _hf_key(key: str) -> str:
+    rules = [
+        (r"^focalnet\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+        (r"^focalnet\.embeddings\.norm\.", "patch_embed.norm."),
+        (r"^focalnet\.layernorm\.", "norm."),
+        (r"^classifier\.", "head."),
+        (r"^focalnet\.encoder\.stages\.(\d+)\.layers\.(\d+)\.", r"layers.\1.blocks.\2."),
+        (r"^focalnet\.encoder\.stages\.(\d+)\.downsample\.projection\.", r"layers.\1.downsample.proj."),
+        (r"^focalnet\.encoder\.stages\.(\d+)\.downsample\.", r"layers.\1.downsample."),
+        (r"\.modulation\.projection_in\.", ".modulation.f."),
+        (r"\.modulation\.projection_context\.", ".modulation.h."),
+        (r"\.modulation\.projection_out\.", ".modulation.proj."),
+    ]
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _check_plain(model: focalnet.FocalNet, peer: str) -> None:
+    mod = model.layers[0].blocks[0]
+    if mod.use_postln or isinstance(mod.gamma_1, nn.Parameter) or mod.modulation.use_postln_in_modulation:
+        raise ValueError(f"the {peer} comparison supports the pre-norm T/S/B variants without layer scale only")
+    if len(model.layers) != 4:
+        raise ValueError(f"the {peer} comparison needs a hierarchical (4-stage) variant")
+
+
+def build_timm_peer(model: focalnet.FocalNet) -> nn.Module:
+    """timm's FocalNet with the same architecture and our weights (timm runs NCHW with 1x1 convs)."""
+    from timm.models.focalnet import FocalNet as TimmFocalNet
+
+    _check_plain(model, "timm")
+    peer = TimmFocalNet(
+        embed_dim=model.embed_dims[0],
+        depths=tuple(model.depths),
+        focal_levels=tuple(model.focal_levels),
+        focal_windows=tuple(model.focal_windows),
+        num_classes=model.num_classes,
+        drop_path_rate=0.0,
+    )
+    _copy_into(peer, model.state_dict(), _timm_key)
+    return peer
+
+
+def build_hf_peer(model: focalnet.FocalNet) -> nn.Module:
+    """transformers' ``FocalNetForImageClassification`` with the same architecture and our weights."""
+    from transformers import FocalNetConfig, FocalNetForImageClassification
+
+    _check_plain(model, "transformers")
+    dims = model.embed_dims
+    config = FocalNetConfig(
+        embed_dim=dims[0],
+        hidden_sizes=[*dims[1:], dims[-1]],
+        depths=list(model.depths),
+        focal_levels=list(model.focal_levels),
+        focal_windows=list(model.focal_windows),
+        num_labels=model.num_classes,
+        drop_path_rate=0.0,
+    )
+    peer = FocalNetForImageClassification(config)
+    _copy_into(peer, model.state_dict(), _hf_key)
+    return peer
+
+
+def build_candidates(
+    name: str = "focalnet_tiny_srf",
+    compare: Iterable[str] = ("timm", "hf"),
+    variants: Iterable[str] = (),
+    seed: int = 0,
+    **overrides,
+) -> list[Candidate]:
+    """Our model (label ``ours``) plus the requested peers, all in eval mode with one set of random weights.
+
+    ``compare``: ``timm`` and/or ``hf``. ``variants`` adds more ways of running *our* model: ``channels_last``
+    (input in channels-last memory), ``bf16`` (CPU autocast to bfloat16), ``compile`` (``torch.compile`` with
+    the default inductor backend; the first call compiles, which ``time_interleaved``'s warm-up absorbs).
+    ``overrides`` go to :func:`focalnet.create_model` (e.g. a smaller ``embed_dim`` for a quick check).
+    """
+    torch.manual_seed(seed)
+    ours = focalnet.create_model(name, **{"drop_path_rate": 0.0, **overrides}).eval()
+    cands = [Candidate("ours", ours, ours)]
+    for v in variants:
+        if v == "channels_last":
+            cands.append(Candidate("ours channels_last", ours, ours,
+                                   to_input=lambda x: x.contiguous(memory_format=torch.channels_last)))
+        elif v == "bf16":
+            cands.append(Candidate("ours bf16 autocast", ours, ours, autocast=torch.bfloat16))
+        elif v == "compile":
+            cands.append(Candidate("ours torch.compile", ours, torch.compile(ours)))
+        else:
+            raise ValueError(f"unknown variant {v!r}; choose from channels_last, bf16, compile")
+    for peer in compare:
+        if peer == "timm":
+            m = build_timm_peer(ours).eval()
+            cands.append(Candidate("timm", m, m))
+        elif peer in {"hf", "transformers"}:
+            m = build_hf_peer(ours).eval()
+            cands.append(Candidate("transformers", m, lambda x, m=m: m(pixel_values=x).logits))
+        else:
+            raise ValueError(f"unknown peer {peer!r}; choose from timm, hf")
+    return cands
+
+
+def _run(c: Candidate, x: torch.Tensor) -> torch.Tensor:
+    ctx = torch.autocast("cpu", dtype=c.autocast) if c.autocast is not None else nullcontext()
+    with ctx:
+        return c.call(c.to_input(x))
+
+
+def output_differences(cands: Sequence[Candidate], x: torch.Tensor) -> dict[str, float]:
+    """Max |logits - ours| per candidate: proof that the timed models compute the same function."""
+    with torch.no_grad():
+        ref = _run(cands[0], x).float()
+        return {c.label: (_run(c, x).float() - ref).abs().max().item() for c in cands}
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+def make_step(c: Candidate, x: torch.Tensor, backward: bool) -> Callable[[], None]:
+    """A closure running one forward (no grad) or one forward+backward (gradients dropped each time)."""
+    if not backward:
+
+        def fwd() -> None:
+            with torch.no_grad():
+                _run(c, x)
+
+        return fwd
+
+    params = [p for p in c.model.parameters() if p.requires_grad]
+
+    def fwd_bwd() -> None:
+        for p in params:
+            p.grad = None
+        _run(c, x).float().sum().backward()
+
+    return fwd_bwd
+
+
+@dataclass
+class TimingResult:
+    label: str
+    times: list[float]  # seconds per call, one per round
+    batch: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def best(self) -> float:
+        """Fastest round: on a shared machine the least disturbed, so the steadiest single statistic."""
+        return min(self.times)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """Inter-quartile range (seconds)."""
+        q = statistics.quantiles(self.times, n=4) if len(self.times) > 1 else [self.times[0]] * 3
+        return q[0], q[2]
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[], None]],
+    rounds: int = 10,
+    warmup: int = 2,
+    batch: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[TimingResult]:
+    """Time every step once per round, in rotating order, after ``warmup`` untimed rounds."""
+    labels = list(steps)
+    for _ in range(warmup):
+        for label in labels:
+            steps[label]()
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(rounds):
+        order = labels[r % len(labels):] + labels[: r % len(labels)]  # rotate: nobody always runs first
+        for label in order:
+            t0 = time.perf_counter()
+            steps[label]()
+            times[label].append(time.perf_counter() - t0)
+        if progress is not None:
+            progress(r)
+    return [TimingResult(label, times[label], batch) for label in labels]
+
+
+def summarize(results: Sequence[TimingResult], baseline: str = "ours") -> list[dict]:
+    """Rows with median and best seconds, IQR, images/s and each candidate's time relative to ``baseline``."""
+    ref = next(r for r in results if r.label == baseline)
+    base, base_best = ref.median, ref.best
+    rows = []
+    for r in results:
+        lo, hi = r.spread
+        rows.append({
+            "label": r.label,
+            "median_s": r.median,
+            "best_s": r.best,
+            "iqr_s": (lo, hi),
+            "img_per_s": r.batch / r.median,
+            "time_vs_ours": r.median / base,
+            "best_vs_ours": r.best / base_best,
+        })
+    return rows
+
+
+def format_table(rows: Sequence[dict], title: str = "") -> str:
+    """A Markdown table; ``time / ours`` > 1 means slower than ours (median of rounds, and fastest round)."""
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| model | median (s) | IQR (s) | best (s) | images/s (median) | time / ours (median) | "
+              "time / ours (best) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["iqr_s"]
+        lines.append(f"| {r['label']} | {r['median_s']:.3f} | {lo:.3f}–{hi:.3f} | {r['best_s']:.3f} | "
+                     f"{r['img_per_s']:.1f} | {r['time_vs_ours']:.2f} | {r['best_vs_ours']:.2f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes kept alive for the backward pass by one training forward (unique storages, parameters excluded).
+
+    Counts what autograd saves (``saved_tensors_hooks``) plus, for blocks run under gradient checkpointing, the
+    block inputs the checkpoint keeps to recompute from; inside a checkpointed block the checkpoint's own hooks
+    take over, so nothing saved there reaches ours, which is exactly the memory checkpointing saves.
+    """
+    param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def remember(t: torch.Tensor) -> None:
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            s = t.untyped_storage()
+            if s.data_ptr() not in param_storages:
+                storages[s.data_ptr()] = s.nbytes()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        remember(t)
+        return t
+
+    handles = []
+    for stage in getattr(model, "layers", []):
+        if getattr(stage, "grad_checkpointing", False):
+            for blk in stage.blocks:
+                handles.append(blk.register_forward_pre_hook(lambda mod, args: remember(args[0])))
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        del out
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(storages.values())
+
+
+def step_peak_memory(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Peak tensor memory of one forward+backward, by category (``PARAM``, ``GRAD``, ``ACT``, ``TEMP``, ``Total``).
+
+    Uses PyTorch's ``MemTracker`` (a dispatch mode that follows every tensor storage's lifetime), so the numbers
+    are the allocator-independent bytes of live tensors at the step's peak, on any device. Process RSS is no
+    substitute on CPU: glibc keeps freed pages, so the peak RSS of a step mostly reflects the allocator's history.
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    tracker = MemTracker()
+    tracker.track_external(model, x)
+    with tracker:
+        model(x).float().logsumexp(-1).mean().backward()
+    model.zero_grad(set_to_none=True)
+    snap = tracker.get_tracker_snapshot("peak")
+    by_device = next(iter(snap.values()))
+    return {str(k).split(".")[-1]: int(v) for k, v in by_device.items()}
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+@dataclass
+class SpeedReport:
+    """What :func:`compare_speed` measured; ``tables`` are Markdown, one per mode (forward, forward+backward)."""
+
+    header: str
+    differences: dict[str, float]
+    rows: dict[str, list[dict]]
+    tables: dict[str, str]
+
+    def markdown(self) -> str:
+        diffs = ", ".join(f"{k} {v:.1e}" for k, v in self.differences.items() if k != "ours")
+        parts = [self.header, f"Max |logits - ours| with shared weights: {diffs or 'n/a'}."]
+        return "\n\n".join(parts + list(self.tables.values()))
+
+
+def compare_speed(
+    name: str = "focalnet_tiny_srf",
+    batch: int = 8,
+    size: int = 224,
+    backward: bool = False,
+    compare: Sequence[str] = ("timm", "hf"),
+    variants: Sequence[str] = (),
+    threads: int | None = None,
+    rounds: int = 10,
+    warmup: int = 2,
+    progress: Callable[[int], None] | None = None,
+    on_table: Callable[[str], None] | None = None,
+) -> SpeedReport:
+    """Time our model against its peers at one batch size and resolution, forward and optionally forward+backward.
+
+    ``threads`` sets ``torch.set_num_threads`` for the run (the machine's default otherwise). ``on_table`` gets
+    each Markdown table as soon as it is measured (long runs on a busy machine then leave partial results).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    cands = build_candidates(name, compare=compare, variants=variants)
+    x = torch.randn(batch, 3, size, size)
+    diffs = output_differences(cands, x)
+    _logger.info("max |logits - ours|: %s", diffs)
+    modes = {"forward": False, **({"forward+backward": True} if backward else {})}
+    rows, tables = {}, {}
+    for mode, bwd in modes.items():
+        steps = {}
+        for c in cands:
+            c.model.train(bwd)  # drop path is 0 and there is no dropout: train mode changes no numbers
+            steps[c.label] = make_step(c, x, bwd)
+        results = time_interleaved(steps, rounds=rounds, warmup=warmup, batch=batch, progress=progress)
+        for c in cands:
+            c.model.eval()
+        rows[mode] = summarize(results)
+        tables[mode] = format_table(rows[mode], title=f"{mode}, batch {batch}, {size}x{size}")
+        if on_table is not None:
+            on_table(tables[mode])
+    header = (f"{name}, fp32 CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+              f"{rounds} interleaved rounds after {warmup} warm-up rounds; medians.")
+    return SpeedReport(header, diffs, rows, tables)
