@@ -12,7 +12,6 @@ Library code: results are returned (and logged), never printed.
 from __future__ import annotations
 
 import logging
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -54,43 +53,11 @@ class Candidate:
 
 
 # ---------------------------------------------------------------------------------------------------- peers
-def _copy_into(peer: nn.Module, ours: dict[str, torch.Tensor], rename: Callable[[str], str]) -> None:
-    """Load our tensors into ``peer``: ``rename(peer_key) -> our_key``; shapes may differ only by 1x1 dims."""
+def _load_converted(peer: nn.Module, converted: dict[str, torch.Tensor]) -> None:
+    """Load our weights, converted by :mod:`focalnet.weights.convert`, strictly into ``peer``."""
     target = peer.state_dict()
-    new = {}
-    for key, ref in target.items():
-        src = ours.get(rename(key))
-        if src is None:
-            raise KeyError(f"no counterpart for the peer's {key!r} (looked for {rename(key)!r})")
-        if src.numel() != ref.numel():
-            raise ValueError(f"{key}: peer shape {tuple(ref.shape)} vs ours {tuple(src.shape)}")
-        new[key] = src.reshape(ref.shape).clone()
-    peer.load_state_dict(new, strict=True)
-
-
-def _timm_key(key: str) -> str:
-    # timm: stem = patch_embed, downsampling at the start of stage i+1 instead of the end of stage i, head.fc.
-    key = re.sub(r"^stem\.", "patch_embed.", key)
-    key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
-    return re.sub(r"^head\.fc\.", "head.", key)
-
-
-def _hf_key(key: str) -> str:
-    rules = [
-        (r"^focalnet\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-        (r"^focalnet\.embeddings\.norm\.", "patch_embed.norm."),
-        (r"^focalnet\.layernorm\.", "norm."),
-        (r"^classifier\.", "head."),
-        (r"^focalnet\.encoder\.stages\.(\d+)\.layers\.(\d+)\.", r"layers.\1.blocks.\2."),
-        (r"^focalnet\.encoder\.stages\.(\d+)\.downsample\.projection\.", r"layers.\1.downsample.proj."),
-        (r"^focalnet\.encoder\.stages\.(\d+)\.downsample\.", r"layers.\1.downsample."),
-        (r"\.modulation\.projection_in\.", ".modulation.f."),
-        (r"\.modulation\.projection_context\.", ".modulation.h."),
-        (r"\.modulation\.projection_out\.", ".modulation.proj."),
-    ]
-    for pattern, repl in rules:
-        key = re.sub(pattern, repl, key)
-    return key
+    peer.load_state_dict({k: v.reshape(target[k].shape).clone() if k in target else v for k, v in converted.items()},
+                         strict=True)
 
 
 def _check_plain(model: focalnet.FocalNet, peer: str) -> None:
@@ -114,7 +81,9 @@ def build_timm_peer(model: focalnet.FocalNet) -> nn.Module:
         num_classes=model.num_classes,
         drop_path_rate=0.0,
     )
-    _copy_into(peer, model.state_dict(), _timm_key)
+    from focalnet.weights.convert import to_timm
+
+    _load_converted(peer, to_timm(model.state_dict()))
     return peer
 
 
@@ -134,7 +103,9 @@ def build_hf_peer(model: focalnet.FocalNet) -> nn.Module:
         drop_path_rate=0.0,
     )
     peer = FocalNetForImageClassification(config)
-    _copy_into(peer, model.state_dict(), _hf_key)
+    from focalnet.weights.convert import to_hf
+
+    _load_converted(peer, to_hf(model.state_dict()))
     return peer
 
 
