@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +56,9 @@ from torch.utils.checkpoint import checkpoint
 
 from focalnet.layers import DropPath, Mlp
 
-from .focalnet import PatchEmbed, _init_weights
+from .base import HierarchicalClassifier
+from .base import init_weights_original as _init_weights
+from .focalnet import PatchEmbed
 from .registry import ModelSpec, register_model
 
 __all__ = [
@@ -644,13 +646,18 @@ def _per_stage(value, n: int, name: str) -> list:
     return value
 
 
-class FocalTransformer(nn.Module):
+class FocalTransformer(HierarchicalClassifier):
     """Focal Transformer v1 classifier; keyword arguments and defaults are the original constructor's.
 
     ``img_size`` fixes the parameter set (see the module docstring); the network runs at any input size whose
     sides are at least 32. ``attn_impl`` selects the ``"fast"`` (default) or ``"faithful"`` attention, which give
     the same outputs; change it later with :meth:`set_attn_impl`.
     """
+
+    family_label = "Focal Transformer"
+    # The original's rule: no decay on any relative-position table either (the fc-pool weights are decayed).
+    no_decay_keywords = (".gamma_", "relative_position_bias_table")
+    dense_requires_min_size = True
 
     def __init__(
         self,
@@ -788,130 +795,10 @@ class FocalTransformer(nn.Module):
             if isinstance(m, FocalWindowAttention):
                 m.attn_impl = impl
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block in the backward pass instead of storing its activations."""
-        for stage in self.layers:
-            stage.grad_checkpointing = enable
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head by a freshly initialised one with ``num_classes`` outputs (0 removes it)."""
-        self.num_classes = num_classes
-        ref = self.norm.weight
-        if num_classes > 0:
-            self.head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
-            _init_weights(self.head)
-        else:
-            self.head = nn.Identity()
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def no_weight_decay(self) -> set[str]:
-        """No decay (the original's rule): 1-D tensors, biases, layer-scale gammas and every relative-position
-        table (in-window, to-neighbours, to-windows). The fc-pool weights (1 x 49) are decayed."""
-        skip = set()
-        for name, p in self.named_parameters():
-            if p.ndim <= 1 or name.endswith(".bias") or ".gamma_" in name or "relative_position_bias_table" in name:
-                skip.add(name)
-        return skip
-
-    def param_groups(self, weight_decay: float = 0.05) -> list[dict]:
-        """Two optimizer groups: decayed weights, and the undecayed names of :meth:`no_weight_decay`."""
-        skip = self.no_weight_decay()
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                (no_decay if name in skip else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-    def group_matcher(self, coarse: bool = False) -> dict:
-        """Parameter-name groups in depth order, for timm's layer-wise lr decay."""
-        if coarse:
-            return {"stem": r"^patch_embed", "blocks": r"^layers\.(\d+)"}
-        return {
-            "stem": r"^patch_embed",
-            "blocks": [
-                (r"^layers\.(\d+)\.blocks\.(\d+)", None),
-                (r"^layers\.(\d+)\.downsample", (99998,)),
-                (r"^norm", (99999,)),
-            ],
-        }
-
-    # ------------------------------------------------------------------ forward passes
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected an image batch of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
-                f"convert grayscale/RGBA images to RGB, or build the model with in_chans={x.shape[1]}"
-            )
-        if x.shape[2] < self.stride or x.shape[3] < self.stride:
-            raise ValueError(
-                f"input {x.shape[2]}x{x.shape[3]} is smaller than the network's total stride {self.stride}; "
-                f"Focal Transformer needs images of at least {self.stride}x{self.stride}"
-            )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image (B, C_in, H, W) -> final-normed feature map, channels-last (B, h, w, C)."""
-        self._check_input(x)
-        x = self.pos_drop(self.patch_embed(x))
-        for stage in self.layers:
-            x = stage(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Mean over positions (the original's AdaptiveAvgPool1d), then the classifier."""
-        x = x.mean(dim=(1, 2))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor, indices: Iterable[int] | None = None) -> list[torch.Tensor]:
-        """Dense-prediction features: NCHW maps at strides 4/8/16/32, un-normalised, before each downsampling.
-
-        The input and each stage are padded right/bottom to the next stride multiple (as Swin/FocalNet detection
-        backbones do), so stage ``i`` has ``ceil(H / (4 * 2**i))`` rows. See
-        :class:`focalnet.backbones.FocalTransformerBackbone` for the per-output norms.
-        """
-        n = len(self.layers)
-        wanted = sorted({i % n for i in (range(n) if indices is None else indices)})
-        self._check_input(x)
-        outs = []
-        x = self.pos_drop(self.patch_embed(x, pad=True))
-        for i, stage in enumerate(self.layers):
-            x = stage.forward_blocks(x)
-            if i in wanted:
-                outs.append(x.permute(0, 3, 1, 2))
-            if i == wanted[-1]:
-                break
-            x = stage.forward_downsample(x, pad=True)
-        return outs
-
+    # ------------------------------------------------------------------ attention maps
     def attention_names(self) -> list[str]:
         """Paths of every block, e.g. ``layers.3.blocks.1``, in forward order."""
-        return [f"layers.{i}.blocks.{j}" for i, s in enumerate(self.layers) for j in range(len(s.blocks))]
-
-    def _resolve_blocks(self, which) -> set[str]:
-        names = self.attention_names()
-        if which is None:
-            return set(names)
-        if isinstance(which, (str, tuple)):
-            which = [which]
-        chosen = set()
-        for w in which:
-            if isinstance(w, tuple):  # (stage, block), negative indices allowed
-                stage, block = w
-                stage = stage % len(self.layers)
-                block = block % len(self.layers[stage].blocks)
-                w = f"layers.{stage}.blocks.{block}"
-            if w.endswith(".attn"):
-                w = w[: -len(".attn")]
-            if w not in names:
-                raise KeyError(f"no block named {w!r}; choose from e.g. {names[0]!r} .. {names[-1]!r}")
-            chosen.add(w)
-        return chosen
+        return self.block_paths()
 
     def forward_attention(self, x: torch.Tensor, which=None) -> tuple[torch.Tensor, dict[str, FocalAttentionMaps]]:
         """Classify ``x`` and return the attention weights of the chosen blocks.
@@ -919,7 +806,7 @@ class FocalTransformer(nn.Module):
         ``which``: ``None`` for every block, or paths (``"layers.3.blocks.1"``) and/or ``(stage, block)`` pairs such
         as ``(-1, -1)``. Returns ``(logits, {path: FocalAttentionMaps})``. Nothing is stored on the model.
         """
-        chosen = self._resolve_blocks(which)
+        chosen = self._resolve_blocks(which, aliases=(".attn",))
         self._check_input(x)
         maps: dict[str, FocalAttentionMaps] = {}
         x = self.pos_drop(self.patch_embed(x))

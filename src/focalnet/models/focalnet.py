@@ -26,7 +26,7 @@ Deliberate differences from the original code, none of which changes a number:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from focalnet.layers import DropPath, Mlp
 
+from .base import HierarchicalClassifier, init_weights_original
 from .registry import ModelSpec, register_model
 
 __all__ = ["FocalModulation", "FocalNetBlock", "FocalNetStage", "PatchEmbed", "FocalNet", "ModulationMaps"]
@@ -273,25 +274,18 @@ class FocalNetStage(nn.Module):
         return self.forward_downsample(self.forward_blocks(x))
 
 
-def _init_weights(m: nn.Module) -> None:
-    # The original: Linear ~ trunc_normal(std .02) with absolute bounds +-2 (so effectively N(0, .02^2)), zero bias;
-    # LayerNorm weight 1 bias 0; every Conv2d keeps PyTorch's default init.
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
+_init_weights = init_weights_original  # the original init, shared with Focal Transformer
 
 
-class FocalNet(nn.Module):
+class FocalNet(HierarchicalClassifier):
     """FocalNet classifier, hierarchical (4 stages, patch 4) or isotropic (1 stage, patch 16).
 
     Keyword arguments and defaults follow the original constructor, so ``FocalNet(**original_kwargs)`` builds the
     same network. ``img_size`` only feeds FLOP reporting: the network takes any input whose sides are at least
     the total stride (32 for four stages at patch 4, 16 for the isotropic models).
     """
+
+    family_label = "FocalNet"
 
     def __init__(
         self,
@@ -374,131 +368,9 @@ class FocalNet(nn.Module):
         self.apply(_init_weights)  # leaves the layer-scale gammas at layerscale_value
         self.set_grad_checkpointing(use_checkpoint)
 
-    # ------------------------------------------------------------------ utilities
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block in the backward pass instead of storing its activations."""
-        for stage in self.layers:
-            stage.grad_checkpointing = enable
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head by a freshly initialised one with ``num_classes`` outputs (0 removes it)."""
-        self.num_classes = num_classes
-        ref = self.norm.weight
-        if num_classes > 0:
-            self.head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
-            _init_weights(self.head)
-        else:
-            self.head = nn.Identity()
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def no_weight_decay(self) -> set[str]:
-        """Names of parameters that should get no weight decay: biases, norm weights and layer-scale gammas."""
-        skip = set()
-        for name, p in self.named_parameters():
-            if p.ndim <= 1 or name.endswith(".bias") or ".gamma_" in name:
-                skip.add(name)
-        return skip
-
-    def param_groups(self, weight_decay: float = 0.05) -> list[dict]:
-        """Two optimizer groups: decayed weight matrices/kernels and undecayed norms, biases and gammas."""
-        skip = self.no_weight_decay()
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                (no_decay if name in skip else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-    def group_matcher(self, coarse: bool = False) -> dict:
-        """Parameter-name groups in depth order, for timm's layer-wise lr decay."""
-        if coarse:
-            return {"stem": r"^patch_embed", "blocks": r"^layers\.(\d+)"}
-        return {
-            "stem": r"^patch_embed",
-            "blocks": [
-                (r"^layers\.(\d+)\.blocks\.(\d+)", None),
-                (r"^layers\.(\d+)\.downsample", (99998,)),  # belongs between stage i and stage i+1
-                (r"^norm", (99999,)),
-            ],
-        }
-
-    # ------------------------------------------------------------------ forward passes
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4:
-            raise ValueError(f"expected an image batch of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"expected {self.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
-                "convert grayscale/RGBA images to RGB, or build the model with in_chans="
-                f"{x.shape[1]}"
-            )
-        if x.shape[2] < self.stride or x.shape[3] < self.stride:
-            raise ValueError(
-                f"input {x.shape[2]}x{x.shape[3]} is smaller than the network's total stride {self.stride}; "
-                f"use images of at least {self.stride}x{self.stride}"
-            )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image (B, C_in, H, W) -> final-normed feature map, channels-last (B, H/stride, W/stride, C)."""
-        self._check_input(x)
-        x = self.pos_drop(self.patch_embed(x))
-        for stage in self.layers:
-            x = stage(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Mean over positions, then the classifier (``pre_logits`` returns the pooled features)."""
-        x = x.mean(dim=(1, 2))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor, indices: Iterable[int] | None = None) -> list[torch.Tensor]:
-        """Dense-prediction features: NCHW maps at strides 4/8/16/32 (hierarchical models).
-
-        Each map is a stage's output after its blocks and before its downsampling, un-normalised (a backbone adds
-        its own per-output norms, see :class:`focalnet.backbones.FocalNetBackbone`). Any input size is accepted:
-        the input and each stage are padded right/bottom to the next stride multiple, as the authors' detection
-        backbone does, so stage ``i`` has ``ceil(H / (4 * 2**i))`` rows.
-        """
-        n = len(self.layers)
-        wanted = sorted({i % n for i in (range(n) if indices is None else indices)})
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            self._check_input(x)
-        outs = []
-        x = self.pos_drop(self.patch_embed(x, pad=True))
-        for i, stage in enumerate(self.layers):
-            x = stage.forward_blocks(x)
-            if i in wanted:
-                outs.append(x.permute(0, 3, 1, 2))
-            if i == wanted[-1]:
-                break
-            x = stage.forward_downsample(x, pad=True)
-        return outs
-
     def modulation_names(self) -> list[str]:
         """Module paths of every focal modulation, e.g. ``layers.3.blocks.1.modulation``, in forward order."""
-        return [f"layers.{i}.blocks.{j}.modulation" for i, s in enumerate(self.layers) for j in range(len(s.blocks))]
-
-    def _resolve_blocks(self, which) -> set[str]:
-        names = self.modulation_names()
-        if which is None:
-            return set(names)
-        if isinstance(which, (str, tuple)):
-            which = [which]
-        chosen = set()
-        for w in which:
-            if isinstance(w, tuple):  # (stage, block), negative indices allowed
-                stage, block = w
-                stage = stage % len(self.layers)
-                block = block % len(self.layers[stage].blocks)
-                w = f"layers.{stage}.blocks.{block}.modulation"
-            if w not in names:
-                raise KeyError(f"no focal modulation named {w!r}; choose from e.g. {names[0]!r} .. {names[-1]!r}")
-            chosen.add(w)
-        return chosen
+        return self.block_paths(".modulation")
 
     def forward_modulation(self, x: torch.Tensor, which=None) -> tuple[torch.Tensor, dict[str, ModulationMaps]]:
         """Classify ``x`` and return the modulators and gates of the chosen blocks.
@@ -507,7 +379,7 @@ class FocalNet(nn.Module):
         ``(stage, block)`` index pairs such as ``(-1, -1)`` for the last block. Returns ``(logits, maps)`` with
         ``maps[path] = ModulationMaps(modulator (B,C,h,w), gates (B,L+1,h,w))``. Nothing is stored on the model.
         """
-        chosen = self._resolve_blocks(which)
+        chosen = self._resolve_blocks(which, suffix=".modulation", label="focal modulation")
         self._check_input(x)
         maps: dict[str, ModulationMaps] = {}
         x = self.pos_drop(self.patch_embed(x))
