@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def init_weights_original(m: nn.Module) -> None:
@@ -23,6 +24,33 @@ def init_weights_original(m: nn.Module) -> None:
     elif isinstance(m, nn.LayerNorm):
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
+
+
+class Stage(nn.Module):
+    """Blocks at one resolution on channels-last tokens, then (except in the last stage) a downsampling
+    ``PatchEmbed`` that consumes NCHW. ``grad_checkpointing`` recomputes each block in the backward pass."""
+
+    def __init__(self, blocks: Iterable[nn.Module], downsample: nn.Module | None) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+        self.grad_checkpointing = False
+
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x
+
+    def forward_downsample(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
+        if self.downsample is None:
+            return x
+        return self.downsample(x.permute(0, 3, 1, 2), pad=pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_downsample(self.forward_blocks(x))
 
 
 class HierarchicalClassifier(nn.Module):

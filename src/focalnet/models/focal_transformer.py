@@ -52,11 +52,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from focalnet.layers import DropPath, Mlp
 
-from .base import HierarchicalClassifier
+from .base import HierarchicalClassifier, Stage
 from .base import init_weights_original as _init_weights
 from .focalnet import PatchEmbed
 from .registry import ModelSpec, register_model
@@ -610,30 +609,7 @@ class FocalTransformerBlock(nn.Module):
         return (x, maps) if return_attn else x
 
 
-class FocalTransformerStage(nn.Module):
-    """``depth`` blocks at one resolution, then (except in the last stage) the strided-conv downsampling."""
-
-    def __init__(self, blocks: list[FocalTransformerBlock], downsample: nn.Module | None) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.downsample = downsample
-        self.grad_checkpointing = False
-
-    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(blk, x, use_reentrant=False)
-            else:
-                x = blk(x)
-        return x
-
-    def forward_downsample(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
-        if self.downsample is None:
-            return x
-        return self.downsample(x.permute(0, 3, 1, 2), pad=pad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_downsample(self.forward_blocks(x))
+FocalTransformerStage = Stage  # blocks at one resolution, then the strided-conv downsampling (see base.Stage)
 
 
 # ---------------------------------------------------------------------------------------------------- model

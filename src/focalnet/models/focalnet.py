@@ -32,11 +32,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from focalnet.layers import DropPath, Mlp
 
-from .base import HierarchicalClassifier, init_weights_original
+from .base import HierarchicalClassifier, Stage, init_weights_original
 from .registry import ModelSpec, register_model
 
 __all__ = ["FocalModulation", "FocalNetBlock", "FocalNetStage", "PatchEmbed", "FocalNet", "ModulationMaps"]
@@ -237,8 +236,8 @@ class PatchEmbed(nn.Module):
         return x
 
 
-class FocalNetStage(nn.Module):
-    """``depth`` blocks at one resolution, then (except in the last stage) the downsampling to the next one."""
+class FocalNetStage(Stage):
+    """``depth`` FocalNet blocks at one resolution, then (except in the last stage) the downsampling."""
 
     def __init__(
         self,
@@ -250,28 +249,10 @@ class FocalNetStage(nn.Module):
         use_conv_embed: bool = False,
         **block_kwargs,
     ) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(FocalNetBlock(dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth))
-        self.downsample = (
-            PatchEmbed(2, dim, out_dim, use_conv_embed=use_conv_embed, is_stem=False) if downsample else None
+        super().__init__(
+            (FocalNetBlock(dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)),
+            PatchEmbed(2, dim, out_dim, use_conv_embed=use_conv_embed, is_stem=False) if downsample else None,
         )
-        self.grad_checkpointing = False
-
-    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        for blk in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(blk, x, use_reentrant=False)
-            else:
-                x = blk(x)
-        return x
-
-    def forward_downsample(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
-        if self.downsample is None:
-            return x
-        return self.downsample(x.permute(0, 3, 1, 2), pad=pad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_downsample(self.forward_blocks(x))
 
 
 _init_weights = init_weights_original  # the original init, shared with Focal Transformer
