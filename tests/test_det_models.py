@@ -197,3 +197,25 @@ def test_config_rejects_unknown_keys_and_parses_overrides(tmp_path):
         load_config(None, ["optim.lr"])
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_focal_transformer_backbone_under_detectors_and_segmentor():
+    """Issue: detection/segmentation build on Focal Transformer's feature interface too."""
+    from focalnet.backbones import FocalTransformerBackbone
+    from focalnet.det import maskrcnn_focalnet
+
+    small = dict(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])
+    cls_model = focalnet.create_model("focal_transformer_tiny", num_classes=5, **small)
+    bb = FocalNetBackbone.from_name("focal_transformer_tiny", pretrained=cls_model.state_dict(), frozen_stages=1,
+                                    **small)
+    assert isinstance(bb, FocalTransformerBackbone) and bb.strides == [4, 8, 16, 32]
+    torch.testing.assert_close(bb.body.patch_embed.proj.weight, cls_model.patch_embed.proj.weight)
+    assert not any(p.requires_grad for p in bb.body.patch_embed.parameters())
+    with pytest.raises(ValueError, match="adapt FocalNet backbones"):
+        FocalNetBackbone.from_name("focal_transformer_tiny", focal_levels=3, **small)
+
+    det = maskrcnn_focalnet("focal_transformer_tiny", num_classes=4, backbone_overrides=small,
+                            min_size=96, max_size=128).eval()
+    with torch.no_grad():
+        out = det([torch.rand(3, 96, 120)])
+    assert set(out[0]) >= {"boxes", "labels", "scores", "masks"}

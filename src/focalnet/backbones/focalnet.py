@@ -85,8 +85,19 @@ class FocalNetBackbone(nn.Module):
         (:func:`focalnet.backbones.load_backbone_weights`: kernels padded/cropped, new levels at zero, head
         dropped). The classifier's final norm and head are removed: the dense outputs never use them.
         """
-        from focalnet.models.registry import create_model
+        from focalnet.models.registry import create_model, get_spec
 
+        if get_spec(name).family == "focal_transformer":
+            # FocalNet-only knobs: the detection default of 9 windows does not apply to focal self-attention.
+            if focal_levels is not None or stem_padding is not None or focal_windows not in (None, 9):
+                raise ValueError(f"focal_windows/focal_levels/stem_padding adapt FocalNet backbones; {name!r} is a "
+                                 "Focal Transformer: pass its own constructor overrides instead")
+            from .focal_transformer import FocalTransformerBackbone
+
+            return FocalTransformerBackbone.build(
+                name, drop_path_rate=drop_path_rate, pretrained=pretrained, out_indices=out_indices,
+                out_norm=out_norm, frozen_stages=frozen_stages, use_checkpoint=use_checkpoint, **overrides,
+            )
         kw: dict[str, Any] = dict(overrides)
         if focal_windows is not None:
             kw["focal_windows"] = focal_windows
