@@ -99,7 +99,9 @@ def test_pretrained_classification_weights_load_with_the_original_rules(tmp_path
     k3 = clf.layers[0].blocks[0].modulation.focal_layers[0][0].weight
     assert k9.shape[-1] == 9 and k3.shape[-1] == 3
     torch.testing.assert_close(k9[..., 3:6, 3:6], k3)
-    assert k9.abs().sum() == k9[..., 3:6, 3:6].abs().sum()
+    border = k9.detach().clone()
+    border[..., 3:6, 3:6] = 0
+    assert not border.any()  # everything outside the centred 3x3 is zero (sums would compare float order)
     from focalnet.seg.model import resolve_pretrained
 
     for name in ("focalnet_tiny_srf", "focalnet_tiny_srf.pth"):  # a released name resolves to its URL (no fetch)
