@@ -128,7 +128,7 @@ class ScheduleConfig:
     """timm scheduler, stepped every optimizer update. ``warmup_lr``/``min_lr`` scale like ``lr``."""
 
     name: str = "cosine"
-    epochs: int = 15
+    epochs: int = 30  # 15 reached 98.3 % before the modulation speed-ups and 97.2 % after: keep a margin
     warmup_epochs: float = 1
     warmup_lr: float = 1e-5
     min_lr: float = 1e-5
