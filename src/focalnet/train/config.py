@@ -11,14 +11,14 @@ live in ``configs/*.yaml`` and override what differs.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from focalnet.utils.config import ConfigError, from_dict, read_yaml
+from focalnet.utils.config import apply_overrides as _apply
+from focalnet.utils.config import to_dict as config_to_dict
 
 __all__ = [
     "ConfigError",
@@ -34,10 +34,6 @@ __all__ = [
     "config_to_dict",
     "save_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key and the fix."""
 
 
 @dataclass
@@ -170,157 +166,21 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------- conversions
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert the harmless cases (int -> float, list -> tuple)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping of settings, got {value!r}")
-        return _from_dict(tp, value, prefix=key + ".")
-    if origin in (list, tuple):
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, bool):  # `pretrained=true` on the command line
-            return "true" if value else "false"
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _unknown(key: str, prefix: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
-    return ConfigError(f"unknown config key {prefix + key!r}{hint}")
-
-
-def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = _field_types(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for k, v in data.items():
-        if k not in names:
-            raise _unknown(k, prefix, names)
-        kwargs[k] = _coerce(v, hints[k], prefix + k)
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:
     """Build a :class:`TrainConfig` from a (possibly partial, nested) dict; unknown keys raise ConfigError."""
-    cfg = _from_dict(TrainConfig, data or {})
+    cfg = from_dict(TrainConfig, data or {})
     validate(cfg)
     return cfg
 
 
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain nested dict of builtins (YAML- and ``weights_only``-safe)."""
-    return dataclasses.asdict(cfg)
-
-
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     """Apply ``section.key=value`` strings (values parsed as YAML: ``1e-3``, ``[1,2]``, ``true``, ``null``)."""
-    data = config_to_dict(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value")
-        dotted, text = item.split("=", 1)
-        parts = dotted.strip().split(".")
-        node, cls, prefix = data, TrainConfig, ""
-        for i, p in enumerate(parts):
-            last = i == len(parts) - 1
-            if cls is not None:
-                names = [f.name for f in dataclasses.fields(cls)]
-                if p not in names:
-                    raise _unknown(p, prefix, names)
-                tp = _field_types(cls)[p]
-                sub = tp if dataclasses.is_dataclass(tp) else None
-            else:  # inside a free-form dict (model.kwargs)
-                sub = None
-            if last:
-                node[p] = _parse_value(text)
-            else:
-                if not isinstance(node.get(p), dict):
-                    if cls is not None and sub is None and typing.get_origin(tp) is not dict and tp is not dict:
-                        raise ConfigError(f"{prefix + p!r} is a setting, not a section; use {prefix + p}=VALUE")
-                    node[p] = {}
-                node, cls, prefix = node[p], sub, prefix + p + "."
-    return config_from_dict(data)
+    return config_from_dict(_apply(config_to_dict(cfg), overrides, TrainConfig))
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults, then the YAML file (if any), then the overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p} is not valid YAML: {e}") from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p} must hold a mapping of sections, not {type(loaded).__name__}")
-        data = loaded or {}
+    data = read_yaml(path) if path is not None else {}
     try:
         cfg = config_from_dict(data)
     except ConfigError as e:
