@@ -1,18 +1,20 @@
 """Typed detection recipes: dataclasses that reject unknown keys, loaded from YAML with dotted overrides.
 
-Deliberately small and self-contained (one file, no framework); ``DetConfig.to_dict()`` is saved inside every
-checkpoint so ``eval``/``predict`` rebuild exactly the trained model.
+Type checks, overrides and YAML come from :mod:`focalnet.utils.config`; ``DetConfig.to_dict()`` is saved inside
+every checkpoint so ``eval``/``predict`` rebuild exactly the trained model.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-__all__ = ["ModelConfig", "DataConfig", "SyntheticData", "OptimConfig", "DetConfig", "load_config"]
+from focalnet.utils.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+
+__all__ = ["ModelConfig", "DataConfig", "SyntheticData", "OptimConfig", "DetConfig", "ConfigError", "load_config"]
+
+_UNKNOWN = "unknown config key(s) {key!r}"  # this module's wording before the shared machinery
 
 
 @dataclass
@@ -88,92 +90,14 @@ class DetConfig:
     log_every: int = 20
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DetConfig:
-        return _build(cls, d, "")
-
-
-def _build(cls, d: Any, where: str):
-    if not isinstance(d, dict):
-        raise ValueError(f"config section {where or '<root>'!r} must be a mapping, got {type(d).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(repr(where + k) for k in unknown)}; "
-                         f"valid keys{' in ' + where[:-1] if where else ''}: {', '.join(sorted(names))}")
-    kwargs = {}
-    for k, v in d.items():
-        sub = _dataclass_in(hints[k])
-        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None and v is not None else _coerce(v, hints[k],
-                                                                                                      where + k)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check a leaf value against its annotation; numbers written as '2e-4' (a string to YAML 1.1) become floats."""
-    import types
-    import typing
-
-    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
-    kinds = {typing.get_origin(a) or a for a in args}
-    if value is None:
-        if type(None) in kinds:
-            return None
-    elif isinstance(value, bool):
-        if bool in kinds:
-            return value
-    elif isinstance(value, int) and int in kinds:
-        return value
-    elif isinstance(value, (int, float)) and float in kinds:
-        return float(value)
-    elif isinstance(value, str) and str in kinds:
-        return value
-    elif isinstance(value, str) and float in kinds:
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif isinstance(value, list) and list in kinds:
-        return value
-    elif isinstance(value, dict) and dict in kinds:
-        return value
-    raise ValueError(f"config key {key!r} expects {getattr(tp, '__name__', tp)}, got {value!r}")
-
-
-def _dataclass_in(tp) -> type | None:
-    if dataclasses.is_dataclass(tp):
-        return tp
-    for a in getattr(tp, "__args__", ()) or ():
-        if dataclasses.is_dataclass(a):
-            return a
-    return None
-
-
-def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    for p in parts[:-1]:
-        if d.get(p) is None:
-            d[p] = {}
-        d = d[p]
-    d[parts[-1]] = value
+        return from_dict(cls, d, unknown=_UNKNOWN, mismatch="config key {key!r} expects {name}, got {value!r}")
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> DetConfig:
     """Read a YAML recipe (or the defaults) and apply ``key.sub=value`` overrides (values parsed as YAML)."""
-    import yaml
-
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {p} does not exist")
-        raw = yaml.safe_load(p.read_text()) or {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        k, v = item.split("=", 1)
-        _set_dotted(raw, k.strip(), yaml.safe_load(v))
-    return DetConfig.from_dict(raw)
+    raw = read_yaml(path) if path is not None else {}
+    return DetConfig.from_dict(apply_overrides(raw, overrides or [], DetConfig, unknown=_UNKNOWN))

@@ -8,11 +8,12 @@ is saved next to every checkpoint, so a checkpoint alone says how it was trained
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from focalnet.utils.config import ConfigError, from_dict, read_yaml, to_dict
+from focalnet.utils.config import apply_overrides as _apply
 
 __all__ = [
     "ModelConfig",
@@ -26,8 +27,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A config file or override that does not match the schema."""
+_UNKNOWN = "unknown key(s) in {section}: {name}"  # the wording of this module's errors before the shared machinery
 
 
 @dataclass
@@ -122,11 +122,11 @@ class SegConfig:
     test: TestConfig = field(default_factory=TestConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SegConfig:
-        return _build(cls, d or {}, "")
+        return from_dict(cls, d or {}, unknown=_UNKNOWN)
 
     def validate(self) -> SegConfig:
         m, d, t, s = self.model, self.data, self.train, self.test
@@ -150,77 +150,12 @@ class SegConfig:
         return self
 
 
-def _build(cls, d: Any, where: str):
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key(s) in {where or 'config'}: {', '.join(unknown)}; known: {', '.join(fields)}")
-    kwargs = {}
-    for k, v in d.items():
-        f = fields[k]
-        sub = f.default_factory if dataclasses.is_dataclass(f.default_factory) else None  # type: ignore[arg-type]
-        kwargs[k] = _build(sub, v, f"{where}{k}.") if sub is not None else _coerce(v, str(f.type), where + k)
-    return cls(**kwargs)
-
-
-def _coerce(v: Any, typ: str, key: str) -> Any:
-    """Check a scalar against its annotation; YAML 1.1 reads ``1e-3`` as a string, so numbers are converted."""
-    optional = typ.endswith("| None")
-    base = typ.removesuffix("| None").strip()
-    if v is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key} must not be null")
-    try:
-        if base == "float" and not isinstance(v, bool):
-            return float(v)
-        if base == "int" and not isinstance(v, bool) and float(v) == int(float(v)):
-            return int(float(v))
-    except (TypeError, ValueError):
-        pass
-    else:
-        if base not in {"float", "int"}:
-            if base == "bool" and not isinstance(v, bool):
-                raise ConfigError(f"{key} must be true or false, got {v!r}")
-            if base == "str" and not isinstance(v, str):
-                raise ConfigError(f"{key} must be a string, got {v!r}")
-            if base.startswith("list") and not isinstance(v, list):
-                raise ConfigError(f"{key} must be a list, got {v!r}")
-            if base.startswith("dict") and not isinstance(v, dict):
-                raise ConfigError(f"{key} must be a mapping, got {v!r}")
-            return v
-    raise ConfigError(f"{key} must be a{'n' if base == 'int' else ''} {base}, got {v!r}")
-
-
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings to a config dict (values parsed as YAML)."""
-    import yaml
-
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value")
-        path, value = item.split("=", 1)
-        keys = path.strip().split(".")
-        node = d
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {k!r} is not a section")
-        node[keys[-1]] = yaml.safe_load(value)
-    return d
+    return _apply(d, overrides, SegConfig, unknown=_UNKNOWN)
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> SegConfig:
     """Read a YAML recipe (or start from the defaults), apply dotted overrides, validate."""
-    import yaml
-
-    d: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        d = yaml.safe_load(p.read_text()) or {}
-    d = apply_overrides(d, overrides or [])
-    return SegConfig.from_dict(d).validate()
+    d = read_yaml(path) if path is not None else {}
+    return SegConfig.from_dict(apply_overrides(d, overrides or [])).validate()
