@@ -7,7 +7,8 @@ them. This base class gives them the same classification, dense-prediction, opti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -195,3 +196,21 @@ class HierarchicalClassifier(nn.Module):
                 raise KeyError(f"no {label} named {w!r}; choose from e.g. {names[0]!r} .. {names[-1]!r}")
             chosen.add(w)
         return chosen
+
+    def _forward_collecting(
+        self, x: torch.Tensor, chosen: set[str], suffix: str, call: Callable[[nn.Module, torch.Tensor], Any]
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Classify ``x``; every block whose path (``layers.i.blocks.j{suffix}``) is in ``chosen`` runs as
+        ``call(block, x) -> (x, extra)`` and its ``extra`` is returned by path. Nothing is stored on the model."""
+        self._check_input(x)
+        extras: dict[str, Any] = {}
+        x = self.pos_drop(self.patch_embed(x))
+        for i, stage in enumerate(self.layers):
+            for j, blk in enumerate(stage.blocks):
+                name = f"layers.{i}.blocks.{j}{suffix}"
+                if name in chosen:
+                    x, extras[name] = call(blk, x)
+                else:
+                    x = blk(x)
+            x = stage.forward_downsample(x)
+        return self.forward_head(self.norm(x)), extras

@@ -783,18 +783,7 @@ class FocalTransformer(HierarchicalClassifier):
         as ``(-1, -1)``. Returns ``(logits, {path: FocalAttentionMaps})``. Nothing is stored on the model.
         """
         chosen = self._resolve_blocks(which, aliases=(".attn",))
-        self._check_input(x)
-        maps: dict[str, FocalAttentionMaps] = {}
-        x = self.pos_drop(self.patch_embed(x))
-        for i, stage in enumerate(self.layers):
-            for j, blk in enumerate(stage.blocks):
-                name = f"layers.{i}.blocks.{j}"
-                if name in chosen:
-                    x, maps[name] = blk(x, return_attn=True)
-                else:
-                    x = blk(x)
-            x = stage.forward_downsample(x)
-        return self.forward_head(self.norm(x)), maps
+        return self._forward_collecting(x, chosen, "", lambda blk, t: blk(t, return_attn=True))
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints

@@ -361,19 +361,7 @@ class FocalNet(HierarchicalClassifier):
         ``maps[path] = ModulationMaps(modulator (B,C,h,w), gates (B,L+1,h,w))``. Nothing is stored on the model.
         """
         chosen = self._resolve_blocks(which, suffix=".modulation", label="focal modulation")
-        self._check_input(x)
-        maps: dict[str, ModulationMaps] = {}
-        x = self.pos_drop(self.patch_embed(x))
-        for i, stage in enumerate(self.layers):
-            for j, blk in enumerate(stage.blocks):
-                name = f"layers.{i}.blocks.{j}.modulation"
-                if name in chosen:
-                    x, maps[name] = blk(x, return_maps=True)
-                else:
-                    x = blk(x)
-            x = stage.forward_downsample(x)
-        logits = self.forward_head(self.norm(x))
-        return logits, maps
+        return self._forward_collecting(x, chosen, ".modulation", lambda blk, t: blk(t, return_maps=True))
 
 
 # ---------------------------------------------------------------------------------------------------- variants
