@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from focalnet.train import checkpoint as ck
+from focalnet.engine import checkpoint as ck
 
 
 def _state(v: float) -> dict:

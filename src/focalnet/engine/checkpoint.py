@@ -31,6 +31,7 @@ __all__ = [
     "capture_rng",
     "restore_rng",
     "prune_checkpoints",
+    "best_path",
 ]
 
 FORMAT_VERSION = 1
@@ -151,3 +152,8 @@ def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
             p.unlink()
         except OSError as e:
             _logger.warning("could not delete old checkpoint %s: %s", p, e)
+
+
+def best_path(directory: str | os.PathLike) -> Path:
+    """Where the best checkpoint so far is kept (never pruned)."""
+    return Path(directory) / "best.pt"
