@@ -70,7 +70,7 @@ def _video_frames(source: Path) -> Iterator[np.ndarray]:
     try:
         for f in iio.imiter(source, plugin=plugin):
             yield np.asarray(load_image(f))
-    except (OSError, ValueError, RuntimeError) as e:  # a missing ffmpeg backend or an unreadable file
+    except Exception as e:  # a missing ffmpeg backend, an unreadable file, a decompression bomb ...
         raise ValueError(f"{source}: cannot read frames ({e}); video input needs `pip install imageio-ffmpeg`") from e
 
 
@@ -119,6 +119,8 @@ def write_animation(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: 
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise ValueError(f"{path}: animations are written as .gif or .mp4")
+    if not 0 < fps < float("inf"):
+        raise ValueError(f"fps must be a positive number, got {fps}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=path.parent)
     os.close(fd)
