@@ -33,8 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="checkpoint file (original/timm/HF/ours); none = random")
     parser.add_argument(
         "--stages", nargs="+", default=None, metavar="S[.B]",
-        help="blocks to show: 'S' = last block of stage S, 'S.B' = block B of stage S (0-based, negatives count "
-        "from the end); default: the last block of every stage (isotropic models: every quarter of the depth)",
+        help="blocks to show, numbered from 1 as in the figure titles: 'S' = last block of stage S, 'S.B' = block B "
+        "of stage S (e.g. '4' or '3.6'; -1 = the last); default: the last block of every stage (isotropic models, "
+        "which have one stage: every quarter of the depth, e.g. '1.4 1.8 1.12')",
     )
     parser.add_argument("--size", type=int, default=224, help="resize the shorter side to this (0 = keep size)")
     parser.add_argument("--max-side", type=int, default=None, help="cap on the longer side (default 4 x --size)")
@@ -49,7 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=4.0, help="frames per second of --animate")
     parser.add_argument("--every", type=int, default=1, help="use every N-th frame of videos")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
-    parser.add_argument("--no-figures", action="store_true", help="skip per-image PNG/npz (e.g. with --animate)")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write no per-image PNG/npz and no kernels.png, only the --animate file")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
@@ -184,6 +186,8 @@ def _check_args(args: argparse.Namespace) -> None:
         problems.append(f"--fps must be a positive number of frames per second, got {args.fps:g}")
     if args.every < 1:
         problems.append(f"--every must be >= 1, got {args.every}")
+    if args.no_figures and not args.animate:
+        problems.append("--no-figures without --animate would write nothing; add --animate FILE")
     if args.size < 0:
         problems.append(f"--size must be >= 0 (0 keeps the image size), got {args.size}")
     if args.max_side is not None and args.max_side < 1:
@@ -241,14 +245,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_figures:
+        out.mkdir(parents=True, exist_ok=True)
     if not attention and not args.no_figures:
         save_figure(kernels_figure(focal_kernels(model), meaningful=weights is not None, title=(
             f"{args.model}: depthwise focal kernels (mean over channels), last block of each stage")),
             out / "kernels.png")
 
     items, total = _expand_inputs(args.images, args.every, args.max_frames)
-    frames, failed, done = [], [], 0
+    frames, names, failed, done = [], [], [], 0
     handler = _attention_outputs if attention else _focalnet_outputs
     with tqdm(total=total, unit="img", desc="visualize", disable=None, file=sys.stderr) as bar:
         try:
@@ -257,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
                     frame = handler(model, name, source, args, which, out, weights)
                     if args.animate:
                         frames.append(frame)
+                        names.append(name)
                     done += 1
                 except (OSError, ValueError) as e:
                     failed.append(f"{name}: {e}")
@@ -265,13 +271,17 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:  # an unreadable video or folder
             failed.append(str(e))
             _logger.error("%s", e)
+    note = "" if weights else f"  [{RANDOM_WEIGHTS_NOTE}]"
     if args.animate and frames:
         try:
-            write_animation(frames, args.animate, fps=args.fps)
-            print(f"animation: {args.animate} ({len(frames)} frames)")
+            write_animation(frames, args.animate, fps=args.fps, captions=names)
+            print(f"animation: {args.animate} ({len(frames)} frames, {1000.0 / args.fps:.0f} ms each){note}")
         except (OSError, ValueError, RuntimeError) as e:
             failed.append(f"--animate: {e}")
-    print(f"wrote maps of {done} image(s) to {out}" + ("" if weights else f"  [{RANDOM_WEIGHTS_NOTE}]"))
+    if args.no_figures:
+        print(f"computed maps of {done} image(s); --no-figures: no per-image files written")
+    else:
+        print(f"wrote maps of {done} image(s) to {out}{note}")
     for f in failed:
         print(f"failed: {f}", file=sys.stderr)
     return 1 if failed else 0
