@@ -40,32 +40,26 @@ def out_overrides(out: str | None) -> list[str]:
     return [f"output_dir={p.parent if str(p.parent) else '.'}", f"name={name}"]
 
 
-class UsageError(ValueError):
-    """A bad command line (exit code 2)."""
+from focalnet.errors import UsageError  # noqa: E402  (a bad command line: exit code 2)
 
 
 def config_errors() -> tuple[type[BaseException], ...]:
-    from focalnet.utils.config import ConfigError
-
-    return (ConfigError, UsageError)
+    return (UsageError,)
 
 
 def runtime_errors() -> tuple[type[BaseException], ...]:
     """Errors of the work itself (exit code 1): bad data, unreadable checkpoints, NaN loss, full disk, ..."""
-    from focalnet.engine.data import DataError
-    from focalnet.weights.loading import CheckpointError
+    from focalnet.errors import FocalnetError
 
-    errs: list[type[BaseException]] = [OSError, DataError, CheckpointError, ValueError, KeyError, FloatingPointError,
-                                       ImportError]
-    return tuple(errs)
+    return (FocalnetError, OSError, ValueError, KeyError, FloatingPointError, ImportError)
 
 
 def fail(command: str, e: BaseException) -> int:
+    from focalnet.errors import one_line
+
     code = 2 if isinstance(e, config_errors()) else 1
     kind = "config error" if code == 2 else "error"
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if isinstance(e, KeyError):
-        msg = str(e.args[0]) if e.args else msg
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else one_line(e) or type(e).__name__
     print(f"focalnet {command}: {kind}: {msg}", file=sys.stderr)
     return code
 

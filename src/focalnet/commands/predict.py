@@ -31,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="segmentation: overlay opacity of the mask colours")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--out", default=None, metavar="DIR", help="folder for pictures (detection, segmentation)")
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write all results to this JSON file")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="also write all results to this JSON file ('-': print JSON instead of the table)")
 
 
 def _check(args) -> None:
@@ -72,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             from pathlib import Path
 
-            if Path(args.json).is_dir():
+            if args.json != "-" and Path(args.json).is_dir():
                 raise UsageError(f"--json {args.json} is a folder; give a file name")
         task, results, head = predict(args)
     except config_errors() + runtime_errors() as e:
         return fail("predict", e)
-    for r in results:
+    for r in results if args.json != "-" else []:
         if task is None:
             from focalnet.tasks.classification import ClassificationTask
 
@@ -88,5 +89,6 @@ def run(args: argparse.Namespace) -> int:
         from focalnet.engine.run import write_json
 
         write_json({**head, "results": results}, args.json)
-        print(f"written: {args.json}")
+        if args.json != "-":
+            print(f"written: {args.json}")
     return 1 if any("error" in r for r in results) else 0

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-from focalnet.engine.data import DataError, GlobalBatchSampler, SeededDataset  # noqa: E402  (re-exported)
+from focalnet.engine.data import DataError, GlobalBatchSampler, SeededDataset  # noqa: E402, F401  (re-exported)
 
 
 class SeededTransformDataset(SeededDataset):

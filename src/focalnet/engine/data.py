@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from focalnet.errors import FocalnetError
+
 __all__ = ["DataError", "SeededDataset", "GlobalBatchSampler", "move_to"]
 
 
-class DataError(ValueError):
+class DataError(FocalnetError, ValueError):
     """A data set is empty, mislaid or inconsistent; the message says which folder or file."""
 
 

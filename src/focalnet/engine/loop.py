@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import FocalnetError
 from focalnet.utils.config import ConfigError, to_dict
 
 from .checkpoint import (
@@ -37,6 +38,7 @@ from .checkpoint import (
     best_path,
     capture_rng,
     checkpoint_path,
+    clean_stale_temp_files,
     find_latest,
     load_checkpoint,
     prune_checkpoints,
@@ -57,7 +59,7 @@ __all__ = ["NonFiniteLossError", "TrainResult", "fit", "unwrap_model", "check_re
 Callback = Callable[[str, dict[str, Any]], None]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FocalnetError, FloatingPointError):
     """The training loss became NaN or infinite; the run stopped without stepping or saving."""
 
 
@@ -232,6 +234,8 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     main = dist_info.is_main
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
+    if main:  # temp files of runs killed mid-save would otherwise stay forever
+        clean_stale_temp_files(ckpt_dir)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if device.type == "cuda":

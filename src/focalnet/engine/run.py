@@ -88,13 +88,19 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
 
         raise CheckpointError(f"{ckpt_path}: the weights do not fit the model its config describes "
                               f"({str(e).splitlines()[0]})") from None
+    from focalnet.weights.loading import check_finite
+
+    check_finite(model, ckpt_path)
     model = model.to(dev).eval()
     ctx = Context(dev, amp, False, progress=True)
     return LoadedRun(task, model, cfg, ckpt_path, int(ck.get("step", 0)), ctx)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Atomically write ``obj`` as JSON (refusing a folder as the target)."""
+    """Atomically write ``obj`` as JSON (refusing a folder as the target); ``-`` prints it to stdout."""
+    if str(path) == "-":
+        print(json.dumps(obj, indent=2, default=str))
+        return Path("-")
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file name for the JSON output")
