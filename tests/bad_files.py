@@ -80,9 +80,9 @@ TINY_KWARGS = {"embed_dim": 8, "depths": [1, 1, 1, 1], "patch_size": 2, "num_cla
 def tiny_checkpoint(path: Path, nan: bool = False, **meta_changes) -> Path:
     """A training checkpoint (the format `focalnet train` writes) of a 3-class FocalNet with 8 channels."""
     import torch
-    from focalnet.engine.checkpoint import save_checkpoint
 
     import focalnet
+    from focalnet.engine.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = focalnet.create_model("focalnet_tiny_srf", **TINY_KWARGS)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from focalnet.engine.checkpoint import CheckpointSaveError
 
 from bad_files import good_png, tiny_checkpoint
 from focalnet.cli import main
 from focalnet.data import DataError, ImageLoadError
+from focalnet.engine.checkpoint import CheckpointSaveError
 from focalnet.errors import FocalnetError, UsageError, one_line
 from focalnet.utils.config import ConfigError, load_yaml, parse_override, read_yaml
 from focalnet.weights.loading import CheckpointError
