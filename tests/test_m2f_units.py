@@ -91,8 +91,8 @@ def test_losses_backward_and_predictions_at_any_size():
     assert r[0]["semantic"].shape == (50, 70) and r[1]["semantic"].shape == (100, 140)
     assert r[1]["panoptic"]["segmentation"].shape == (100, 140)
     inst = r[0]["instance"]
-    assert inst["masks"].shape == (8 * 2, 50, 70)  # top-k over queries x thing classes
-    assert set(inst["labels"].tolist()) <= {0, 1}
+    assert inst["masks"].shape[1:] == (50, 70) and len(inst["masks"]) <= 8 * 5  # top-k of queries x classes
+    assert set(inst["labels"].tolist()) <= {0, 1}  # ... of which the things are kept
 
 
 def test_focal_transformer_backbone_and_bad_settings():
@@ -116,7 +116,9 @@ def test_param_groups_follow_the_original_optimizer():
     assert where[id(bb.body.patch_embed.proj.weight)]["weight_decay"] == 0.05
     assert where[id(bb.norms["0"].weight)]["weight_decay"] == 0.0
     assert where[id(m.hf.model.transformer_module.queries_features.weight)]["weight_decay"] == 0.0
-    assert where[id(m.hf.class_predictor.weight)] == where[id(m.hf.class_predictor.bias)]
+    # the pixel decoder's level embedding is a plain parameter in the original too: it decays
+    assert where[id(m.hf.model.pixel_level_module.decoder.level_embed)]["weight_decay"] == 0.05
+    assert where[id(m.hf.class_predictor.weight)] is where[id(m.hf.class_predictor.bias)]
     assert where[id(m.hf.class_predictor.weight)]["lr_scale"] == 1.0
 
 

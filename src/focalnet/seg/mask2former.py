@@ -228,15 +228,17 @@ class Mask2FormerSegmentor(nn.Module):
         return results
 
     def _instances(self, cls_logits: torch.Tensor, mask_logits: torch.Tensor, size: tuple[int, int]) -> dict:
-        """The original ``instance_inference``: top-k (query, class) pairs over thing classes, each scored by
-        class probability x mean mask probability inside its mask. HF's ``post_process_instance_segmentation``
-        paints the masks into one map (overlaps lost) and cannot restrict to things, so this is done here."""
+        """The original ``instance_inference``: the top ``instance_topk`` (query, class) pairs over all classes,
+        of which the thing classes are kept (when the model knows its things), each scored by class probability
+        x mean mask probability inside its mask. HF's ``post_process_instance_segmentation`` paints the masks
+        into one map (overlaps lost) and keeps stuff classes, so this is done here."""
         probs = cls_logits.softmax(-1)[:, :-1]
-        things = self.thing_classes or list(range(self.num_classes))
-        probs = probs[:, things]
         k = min(self.instance_topk, probs.numel())
         scores, idx = probs.flatten().topk(k)
-        q, c = idx // len(things), torch.as_tensor(things, device=idx.device)[idx % len(things)]
+        q, c = idx // self.num_classes, idx % self.num_classes
+        if self.thing_classes:
+            keep = torch.isin(c, torch.as_tensor(self.thing_classes, device=c.device))
+            scores, q, c = scores[keep], q[keep], c[keep]
         m = F.interpolate(mask_logits[q][None], size=size, mode="bilinear", align_corners=False)[0]
         binary = m > 0
         mask_score = (m.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
@@ -244,25 +246,26 @@ class Mask2FormerSegmentor(nn.Module):
 
     def param_groups(self, weight_decay: float, backbone_multiplier: float = 0.1,
                      norm_decay: float = 0.0, embed_decay: float = 0.0) -> list[dict]:
-        """AdamW groups as the original ``build_optimizer``: backbone lr x ``backbone_multiplier``; norm
-        parameters (LayerNorm/GroupNorm/BatchNorm weights and biases) get ``norm_decay``; query/level embeddings
-        (``nn.Embedding`` and the pixel decoder's level embedding) get ``embed_decay``. Each group carries
-        ``lr_scale`` for the scheduler."""
+        """AdamW groups as the original ``build_optimizer`` (Mask2Former's ``train_net.py``): backbone lr x
+        ``backbone_multiplier``; parameters of norm layers (LayerNorm/GroupNorm/BatchNorm) get ``norm_decay``,
+        of ``nn.Embedding`` (the queries) ``embed_decay``, relative position bias tables and absolute position
+        embeddings no decay. Each group carries ``lr_scale`` for the scheduler."""
         norm_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.SyncBatchNorm)
-        kinds: dict[int, str] = {}
+        decay_of: dict[int, float] = {}
         for mod in self.modules():
-            for p in mod.parameters(recurse=False):
+            for name, p in mod.named_parameters(recurse=False):
+                wd = weight_decay
+                if "relative_position_bias_table" in name or "absolute_pos_embed" in name:
+                    wd = 0.0
                 if isinstance(mod, norm_types):
-                    kinds[id(p)] = "norm"
-                elif isinstance(mod, nn.Embedding):
-                    kinds[id(p)] = "embed"
+                    wd = norm_decay
+                if isinstance(mod, nn.Embedding):
+                    wd = embed_decay
+                decay_of.setdefault(id(p), wd)
         backbone_ids = {id(p) for p in self.backbone.parameters()}
         groups: dict[tuple[bool, float], list] = {}
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            kind = kinds.get(id(p), "embed" if name.endswith("level_embed") else "weight")
-            wd = {"norm": norm_decay, "embed": embed_decay}.get(kind, weight_decay)
-            groups.setdefault((id(p) in backbone_ids, wd), []).append(p)
+        for p in self.parameters():
+            if p.requires_grad:
+                groups.setdefault((id(p) in backbone_ids, decay_of[id(p)]), []).append(p)
         return [{"params": ps, "weight_decay": wd, "lr_scale": backbone_multiplier if bb else 1.0}
                 for (bb, wd), ps in groups.items()]
