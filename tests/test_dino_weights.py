@@ -7,8 +7,8 @@ import functools
 
 import pytest
 import torch
-from conftest import load_golden, require_golden
 
+from conftest import load_golden, require_golden
 from focalnet.det.dino import build_backbone, to_original_state_dict
 from focalnet.det.dino.weights import (
     COCO_CATEGORY_NAMES,
