@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focalnet.errors import one_line
+
 _logger = logging.getLogger(__name__)
 
 
@@ -68,7 +70,8 @@ def _expand_inputs(paths: list[str], every: int, max_frames: int | None) -> tupl
                 _logger.warning("%s: no images in this folder", p)
             items += [(f.stem, (lambda f=f: f)) for f in files]
             total = None if total is None else total + len(files)
-        elif p.suffix.lower() in VIDEO_SUFFIXES and (p.suffix.lower() != ".gif" or (count_frames(p) or 1) > 1):
+        elif (p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()  # a FIFO or device goes to the image reader,
+              and (p.suffix.lower() != ".gif" or (count_frames(p) or 1) > 1)):  # which refuses it without blocking
             n = count_frames(p)
             if n is not None:
                 n = -(-n // every)
@@ -174,6 +177,37 @@ def _attention_outputs(model, name: str, source, args, which, out: Path, weights
     return prepared.display
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every numeric option in range, and --animate / --out writable, before any model is built."""
+    from focalnet.errors import UsageError
+
+    problems = []
+    if not (args.fps > 0 and args.fps == args.fps and args.fps != float("inf")):
+        problems.append(f"--fps must be a positive number of frames per second, got {args.fps:g}")
+    if args.every < 1:
+        problems.append(f"--every must be >= 1, got {args.every}")
+    if args.no_figures and not args.animate:
+        problems.append("--no-figures without --animate would write nothing; add --animate FILE")
+    if args.size < 0:
+        problems.append(f"--size must be >= 0 (0 keeps the image size), got {args.size}")
+    if args.max_side is not None and args.max_side < 1:
+        problems.append(f"--max-side must be >= 1, got {args.max_side}")
+    if args.max_frames is not None and args.max_frames < 1:
+        problems.append(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.head is not None and args.head < 0:
+        problems.append(f"--head must be >= 0, got {args.head}")
+    if not all(0.0 <= q <= 1.0 for q in args.query):
+        problems.append(f"--query Y X are fractions of the height and width in [0, 1], got {args.query}")
+    if args.animate is not None and Path(args.animate).suffix.lower() not in (".gif", ".mp4"):
+        problems.append(f"--animate {args.animate}: the file must end in .gif or .mp4")
+    if args.animate is not None and Path(args.animate).is_dir():
+        problems.append(f"--animate {args.animate} is a folder; give a .gif or .mp4 file name")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out} is a file; give a folder")
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -182,17 +216,9 @@ def run(args: argparse.Namespace) -> int:
     from focalnet.viz.attention import has_attention
     from focalnet.viz.figures import kernels_figure, save_figure
     from focalnet.viz.sequence import write_animation
+    from focalnet.weights.loading import check_finite
 
-    if args.every < 1:
-        print("focalnet visualize: --every must be >= 1", file=sys.stderr)
-        return 2
-    if args.no_figures and not args.animate:
-        print("focalnet visualize: --no-figures without --animate would write nothing; add --animate FILE",
-              file=sys.stderr)
-        return 2
-    if not args.fps > 0:
-        print("focalnet visualize: --fps must be positive", file=sys.stderr)
-        return 2
+    _check_args(args)
     try:
         model = focalnet.create_model(args.model, device=args.device)
     except KeyError as e:
@@ -202,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         try:
             focalnet.load_weights(model, args.weights)
+            check_finite(model, args.weights)
         except (OSError, ValueError) as e:
-            print(f"focalnet visualize: cannot load --weights: {e}", file=sys.stderr)
+            print(f"focalnet visualize: cannot load --weights: {one_line(e)}", file=sys.stderr)
             return 2
         weights = str(args.weights)
     else:
@@ -214,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         which = resolve_blocks(model, args.stages or ([(-1, -1)] if attention else None))
     except ValueError as e:
-        print(f"focalnet visualize: --stages: {e}", file=sys.stderr)
+        print(f"focalnet visualize: --stages: {one_line(e)}", file=sys.stderr)
         return 2
 
     out = Path(args.out)

@@ -65,16 +65,11 @@ def load_image(source) -> Image.Image:
     """
     from PIL import Image
 
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            with Image.open(source) as im:
-                im.load()
-                img = im
-        except FileNotFoundError:
-            raise
-        except Exception as e:  # PIL raises UnidentifiedImageError, OSError, DecompressionBombError, ...
-            raise ValueError(f"{source}: not a readable image ({e})") from e
-    elif isinstance(source, Image.Image):
+    if isinstance(source, (str, os.PathLike)):  # the package's one file reader (EXIF, FIFOs, bombs, damage)
+        from focalnet.data.images import load_rgb
+
+        return load_rgb(source)
+    if isinstance(source, Image.Image):
         img = source
     else:
         img = _array_to_pil(np.asarray(source))

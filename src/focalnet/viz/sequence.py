@@ -70,7 +70,7 @@ def _video_frames(source: Path) -> Iterator[np.ndarray]:
     try:
         for f in iio.imiter(source, plugin=plugin):
             yield np.asarray(load_image(f))
-    except (OSError, ValueError, RuntimeError) as e:  # a missing ffmpeg backend or an unreadable file
+    except Exception as e:  # a missing ffmpeg backend, an unreadable file, a decompression bomb ...
         raise ValueError(f"{source}: cannot read frames ({e}); video input needs `pip install imageio-ffmpeg`") from e
 
 
@@ -184,7 +184,7 @@ def write_animation(
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise ValueError(f"{path}: animations are written as .gif or .mp4")
-    if not fps > 0:
+    if not 0 < fps < float("inf"):
         raise ValueError(f"fps must be positive, got {fps}")
     frames = [np.ascontiguousarray(np.asarray(f)[..., :3]) for f in frames]
     if not frames:
