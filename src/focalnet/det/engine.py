@@ -329,6 +329,8 @@ def draw_predictions(image: np.ndarray, pred: dict[str, torch.Tensor], categorie
     (:func:`focalnet.viz.detections.draw_detections`); small images are enlarged so the text is legible."""
     from focalnet.viz.detections import draw_detections
 
+    if len(pred["boxes"]) == 0:
+        return image.copy()  # nothing to mark: the picture as it was
     labels = [int(lab) - 1 for lab in pred["labels"]]  # torchvision's 0 is background
     masks = pred["masks"].bool().numpy() if "masks" in pred else None
     return draw_detections(image, pred["boxes"].numpy(), labels, pred["scores"].tolist(),
