@@ -92,7 +92,8 @@ def kernel_peer(model, x, rounds: int) -> list[dict]:
     wts = torch.rand(1, S, M, L, P).softmax(-1)
     hf = _transformers_kernel()
     torch.testing.assert_close(hf(value, shapes, loc, wts), ms_deform_attn(value, shapes, loc, wts))
-    steps = {"ours": lambda: ms_deform_attn(value, shapes, loc, wts), "transformers": lambda: hf(value, shapes, loc, wts)}
+    steps = {"ours": lambda: ms_deform_attn(value, shapes, loc, wts),
+             "transformers": lambda: hf(value, shapes, loc, wts)}
     with torch.no_grad():
         return summarize(time_interleaved(steps, rounds=rounds, warmup=1, batch=1))
 

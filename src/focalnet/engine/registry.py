@@ -19,6 +19,7 @@ __all__ = ["TASKS", "register_task", "get_task", "task_names"]
 
 TASKS: dict[str, str] = {
     "classification": "focalnet.tasks.classification:ClassificationTask",
+    "dino": "focalnet.tasks.dino:DinoTask",
 }
 
 
