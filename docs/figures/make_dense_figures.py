@@ -32,9 +32,10 @@ def detection(ckpt: str, root: str, ids=(1, 2, 3, 5)) -> None:
     for i in ids:
         img = np.asarray(Image.open(Path(root) / "images" / "val" / f"{i:06d}.png").convert("RGB"))
         pred = predict(model, img, score_thresh=0.5)
+        n = len(pred["boxes"])
         pic = draw_detections(img, pred["boxes"].numpy(), [int(v) - 1 for v in pred["labels"]],
                               pred["scores"].tolist(), names, masks=pred["masks"].numpy() if "masks" in pred else None,
-                              min_side=320, legend=False, title=f"held-out image {i}: {len(pred['boxes'])} detections")
+                              min_side=320, legend=False, title=f"held-out image {i}: {n} detection{'s' * (n != 1)}")
         panels.append(Image.fromarray(pic))
     w, h, gap = max(p.width for p in panels), max(p.height for p in panels), 10
     cols = 2
