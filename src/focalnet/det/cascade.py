@@ -266,16 +266,18 @@ class CascadeRoIHeads(nn.Module):
                 r["masks"] = m if len(m) else torch.zeros(0, 1, *probs.shape[-2:], device=probs.device)
         return results
 
-    def forward_dummy(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
-                      image_shapes: list[tuple[int, int]], n_mask: int = 100) -> None:
-        """mmdetection's ``forward_dummy`` for FLOP counting: every box stage on the proposals, and every mask
-        head on the first ``n_mask`` of them."""
+    def forward_dummy(self, features: dict[str, torch.Tensor], n_box: int = 1000, n_mask: int = 100) -> None:
+        """mmdetection's ``forward_dummy`` for FLOP counts: every box stage on ``n_box`` RoIs and every mask head
+        on ``n_mask``. RoI features are zeros of the pooled shape (RoIAlign has no multiply-adds to count, and its
+        level assignment depends on values, which a ``meta`` tensor does not have)."""
+        ref = next(iter(features.values()))
+        box_in = ref.new_zeros(n_box, ref.shape[1], 7, 7)
         for s in range(self.num_stages):
-            self.box_predictors[s](self.box_heads[s](self.box_roi_pool(features, proposals, image_shapes)))
+            self.box_predictors[s](self.box_heads[s](box_in))
         if self.mask_heads is not None:
-            few = [p[:n_mask] for p in proposals]
+            mask_in = ref.new_zeros(n_mask, ref.shape[1], 14, 14)
             for k in range(len(self.mask_heads)):
-                self.mask_predictors[k](self.mask_heads[k](self.mask_roi_pool(features, few, image_shapes)))
+                self.mask_predictors[k](self.mask_heads[k](mask_in))
 
 
 class CascadeMaskRCNN(ImageDetector):
@@ -294,13 +296,10 @@ class CascadeMaskRCNN(ImageDetector):
 
     @torch.no_grad()
     def forward_dummy(self, x: torch.Tensor, n_proposals: int = 1000) -> None:
-        """Backbone, FPN, RPN head, and the RoI heads on ``n_proposals`` boxes (for FLOP counts, as mmdet)."""
+        """Backbone, FPN, RPN head, and the RoI heads on ``n_proposals`` RoIs (FLOP counts, as mmdet's)."""
         feats = self.backbone(x)
         self.rpn.head(list(feats.values()))
-        H, W = x.shape[-2:]
-        g = torch.linspace(0, 1, n_proposals, device=x.device)
-        boxes = torch.stack([g * W / 2, g * H / 2, g * W / 2 + W / 2, g * H / 2 + H / 2], 1)
-        self.roi_heads.forward_dummy(feats, [boxes], [(H, W)])
+        self.roi_heads.forward_dummy(feats, n_proposals)
 
 
 def cascade_mask_rcnn_focalnet(

@@ -163,15 +163,16 @@ class SparseRCNN(ImageDetector):
     def _initial(self, image_sizes: list[tuple[int, int]], device) -> tuple[torch.Tensor, torch.Tensor]:
         whwh = torch.tensor([[w, h, w, h] for h, w in image_sizes], dtype=torch.float32, device=device)
         boxes = box_cxcywh_to_xyxy(self.init_proposal_bboxes.weight)[None] * whwh[:, None]  # (N, P, 4)
-        feats = self.init_proposal_features.weight[None].expand(len(image_sizes), -1, -1)
+        feats = self.init_proposal_features.weight[None].repeat(len(image_sizes), 1, 1)
         return boxes, feats
 
-    def _stages(self, features, image_sizes):
+    def _stages(self, features, image_sizes, pool=None):
         """Yields each stage's (logits (N, P, K), boxes (N, P, 4) pixels)."""
+        pool = pool or self.roi_pool
         boxes, obj = self._initial(image_sizes, self.init_proposal_bboxes.weight.device)
         N, P = boxes.shape[:2]
         for stage in self.stages:
-            roi = self.roi_pool(features, list(boxes.detach()), image_sizes)  # boxes detached between stages
+            roi = pool(features, list(boxes.detach()), image_sizes)  # boxes detached between stages
             logits, deltas, obj = stage(roi, obj)
             boxes = self.box_coder.decode_single(deltas.reshape(-1, 4), boxes.detach().reshape(-1, 4)).view(N, P, 4)
             yield logits, boxes
@@ -221,8 +222,17 @@ class SparseRCNN(ImageDetector):
 
     @torch.no_grad()
     def forward_dummy(self, x: torch.Tensor) -> None:
-        """Backbone, FPN and every stage on the learned proposals (for FLOP counts, as mmdet's ``forward_dummy``)."""
-        for _ in self._stages(self.backbone(x), [tuple(x.shape[-2:])] * len(x)):
+        """Backbone, FPN and every stage on the learned proposals (FLOP counts, as mmdet's ``forward_dummy``).
+        RoI features are zeros of the pooled shape: RoIAlign has no multiply-adds, and its level assignment
+        depends on values, which a ``meta`` tensor does not have."""
+        feats = self.backbone(x)
+        ref = next(iter(feats.values()))
+        size = self.roi_pool.output_size
+
+        def zeros(f, boxes, sizes):
+            return ref.new_zeros(sum(len(b) for b in boxes), ref.shape[1], *size)
+
+        for _ in self._stages(feats, [tuple(x.shape[-2:])] * len(x), pool=zeros):
             pass
 
 
