@@ -17,19 +17,21 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("focalnet.commands.models", "list every registered variant: params, GMACs, resolution, weights"),
     "convert": ("focalnet.commands.convert", "convert a checkpoint between original / timm / HF / safetensors"),
-    "train": ("focalnet.commands.train", "train or fine-tune (no arguments: the built-in digits demo)"),
-    "eval": ("focalnet.commands.eval", "evaluate a checkpoint: top-1/top-5, loss, images/s"),
-    "predict": ("focalnet.commands.predict", "classify images and print the top-k labels"),
+    "train": ("focalnet.commands.train", "train any task: classification, detection, segmentation, ... "
+              "(no arguments: the built-in digits job)"),
+    "eval": ("focalnet.commands.eval", "evaluate a checkpoint or run folder of any task; metrics as JSON"),
+    "predict": ("focalnet.commands.predict", "predict with a checkpoint of any task (labels, boxes, masks)"),
+    "data": ("focalnet.commands.data", "data tools: synth coco|ade (synthetic demo sets)"),
     "visualize": ("focalnet.commands.visualize", "modulation / gating / kernel / attention maps as PNG + npz"),
     "serve": ("focalnet.commands.serve", "local web demo of modulation and gating maps"),
-    "detect": ("focalnet.commands.detect", "object detection with FocalNet backbones: train | eval | predict"),
-    "segment": ("focalnet.commands.segment", "semantic segmentation (UPerNet): train | eval | predict"),
+    "detect": ("focalnet.commands.detect", "old spelling of train/eval/predict for detection (prints the new one)"),
+    "segment": ("focalnet.commands.segment", "old spelling of train/eval/predict for segmentation (prints the new)"),
     "benchmark": ("focalnet.commands.benchmark", "measure forward/backward speed and memory"),
 }
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="focalnet",
         description="Focal Modulation Networks and Focal Transformers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,6 +42,29 @@ def _top_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", help="one of the commands below")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``focalnet CMD: error: MESSAGE (see --help)``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _report(name: str, error: BaseException, verbose: bool) -> int:
+    """Show a failed command as one line on stderr and return its exit code (the one place this happens)."""
+    from focalnet.errors import FocalnetError, one_line
+
+    if isinstance(error, FocalnetError):
+        print(f"focalnet {name}: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"focalnet {name}: internal error: {type(error).__name__}: {one_line(error, 500)} "
+          "(a bug; run with -v for the traceback and please report it)", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"focalnet {name}: missing dependency {e.name!r}; install the extras: pip install 'focalnet[all]'",
               file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"focalnet {name}", description=help_text)
+    parser = _Parser(prog=f"focalnet {name}", description=help_text,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.configure(parser)
-    args = parser.parse_args(rest)
+    if getattr(module, "INTERMIXED", True) and not parser._subparsers:
+        args = parser.parse_intermixed_args(rest)  # flags may come after key=value overrides
+    else:
+        args = parser.parse_args(rest)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -77,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # user errors become one line + exit code; anything else is reported as a bug
+        return _report(name, e, args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover
