@@ -247,3 +247,37 @@ def test_gflops_match_readme():
             model.forward_dummy(torch.zeros(1, 3, 800, 1280, device="meta"))
         g = counter.get_total_flops() / 2e9
         assert abs(g - ref) / ref < tol, (arch, g)
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+def _recipes():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "detection"
+    return sorted(p for arch in README_PARAMS for p in root.glob(f"{arch}_focalnet_*.yaml"))
+
+
+@pytest.mark.parametrize("path", _recipes(), ids=lambda p: p.stem)
+def test_recipes_load_and_follow_the_authors_configs(path):
+    from focalnet.det.config import load_config
+
+    cfg = load_config(path)
+    head = path.read_text().splitlines()[:8]
+    rel = path.relative_to(path.parents[2]).as_posix()
+    assert any(line.startswith("# Run:") and f"--config {rel}" in line for line in head)
+    assert cfg.model.arch == path.stem.split("_focalnet_")[0]
+    if "synthetic" in path.stem:
+        assert cfg.data.synthetic is not None
+        return
+    rf = path.stem.split("_")[-2]
+    assert cfg.model.backbone == f"focalnet_tiny_{rf}" and cfg.model.focal_windows == [11, 9, 9, 7]
+    assert cfg.model.focal_levels == [2 if rf == "srf" else 3] * 4 and cfg.model.drop_path_rate == 0.3
+    assert (cfg.optim.epochs, cfg.optim.steps, cfg.optim.warmup_iters) == (36, [27, 33], 500)
+    assert cfg.model.min_size == list(range(480, 801, 32)) and cfg.model.max_size == 1333
+    if cfg.model.arch == "sparse_rcnn":  # the authors keep Sparse R-CNN's own optimiser
+        assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.clip_grad) == (2.5e-5, 1e-4, 1.0)
+        assert cfg.model.detector["num_proposals"] == 300
+    else:
+        assert (cfg.optim.lr, cfg.optim.weight_decay) == (1e-4, 0.05)
+    images = {"cascade_mask_rcnn": 8, "atss": 16, "sparse_rcnn": 16}[cfg.model.arch]
+    assert cfg.optim.batch_size * cfg.optim.accumulate == images
