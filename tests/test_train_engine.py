@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import socket
 import subprocess
@@ -136,16 +137,27 @@ def test_full_disk_while_training_keeps_the_previous_checkpoint(tmp_path, monkey
 
     real, calls = ck._write, []
 
+    class FullDisk(io.RawIOBase):  # takes 1000 bytes, then ENOSPC, as the kernel does
+        def __init__(self, fh):
+            self.fh, self.room = fh, 1000
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            if len(b) > self.room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(b)
+            return self.fh.write(b)
+
     def flaky(obj, fh):
         calls.append(1)
-        if len(calls) == 2:
-            fh.write(b"partial")
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(obj, fh)
+        real(obj, FullDisk(fh) if len(calls) == 2 else fh)  # torch turns the ENOSPC into a RuntimeError
 
     monkeypatch.setattr(ck, "_write", flaky)
     cfg = _cfg(tmp_path, "full_disk", "save_every_steps=2")
-    with pytest.raises(CheckpointSaveError, match="disk is full.*checkpoint-00000002.pt is intact"):
+    with pytest.raises(CheckpointSaveError, match="disk full while saving .*previous checkpoint kept: .*"
+                       "checkpoint-00000002.pt"):
         train(cfg)
     files = sorted(p.name for p in (cfg.run_dir / "checkpoints").iterdir())
     assert files == ["checkpoint-00000002.pt", "config.yaml"]
@@ -201,3 +213,16 @@ def test_loader_workers_do_not_change_the_result(tmp_path):
     wa, wb = _weights(a.checkpoint), _weights(b.checkpoint)
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_deletes_temp_files_of_runs_killed_while_saving(tmp_path):
+    cfg = _cfg(tmp_path, "stale", "max_steps=2", "save_every_steps=2")
+    train(cfg)
+    ckpts = cfg.run_dir / "checkpoints"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])  # a writer that is gone
+    proc.wait()
+    stale = ckpts / f".checkpoint-00000004.pt.tmp-{proc.pid}"
+    stale.write_bytes(b"PK half a checkpoint")
+    r = train(_cfg(tmp_path, "stale", "max_steps=3", "save_every_steps=2", "resume=auto"))
+    assert r.steps == 3 and not stale.exists()
+    assert not [p for p in ckpts.iterdir() if ".tmp-" in p.name]

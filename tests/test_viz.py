@@ -99,7 +99,7 @@ def test_prepare_image_any_mode_and_size(tmp_path):
     assert long.display.shape[1] == 256 and long.tensor.shape[2] >= 32
 
     (tmp_path / "bad.png").write_text("not an image")
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(OSError, match="cannot read image"):  # ImageLoadError, from the package's one reader
         load_image(tmp_path / "bad.png")
     with pytest.raises(ValueError, match="image array"):
         load_image(np.zeros((4, 4, 2)))
@@ -116,11 +116,18 @@ def test_compute_maps_on_small_and_non_square_images():
             assert b.modulator_norm_up.shape == (H, W) and b.gates_up.shape == (3, H, W)
             assert np.isfinite(b.modulator_norm_up).all() and (b.modulator_norm >= 0).all()
         assert not r.meaningful and str(r.to_npz_dict()["weights"]) == "random"
-    assert resolve_blocks(model, ["3", "2.0", (-1, -1), "layers.1.blocks.0.modulation"]) == [(3, 0), (2, 0), (1, 0)]
-    with pytest.raises(ValueError, match="stage 7 does not exist"):
-        resolve_blocks(model, ["7"])
-    with pytest.raises(ValueError, match="block 5 does not exist"):
-        resolve_blocks(model, ["2.5"])
+    # Strings are the user-facing, 1-based numbering of the figure titles; tuples and module paths are 0-based.
+    assert resolve_blocks(model, ["4", "3.1", (-1, -1), "layers.1.blocks.0.modulation", "-1"]) == [(3, 0), (2, 0),
+                                                                                                   (1, 0)]
+    assert resolve_blocks(model, ["1", "3.2", "3.-1"]) == [(0, 0), (2, 1)]
+    with pytest.raises(ValueError, match="stage 5 does not exist: the model has 4 stage.*1..4"):
+        resolve_blocks(model, ["5"])
+    with pytest.raises(ValueError, match="block 3 does not exist in stage 3, which has 2 block.*1..2"):
+        resolve_blocks(model, ["3.3"])
+    with pytest.raises(ValueError, match="numbered from 1"):
+        resolve_blocks(model, ["0"])
+    with pytest.raises(ValueError, match="cannot read block"):
+        resolve_blocks(model, ["x"])
     iso = FocalNet(embed_dim=8, depths=[8], patch_size=16, focal_levels=3, focal_windows=3, num_classes=0).eval()
     assert resolve_blocks(iso, None) == [(0, 1), (0, 3), (0, 5), (0, 7)]  # every quarter: blocks 2/4/6/8
 
@@ -268,12 +275,13 @@ def test_animation_roundtrip(tmp_path, suffix):
         Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)).save(folder / f"f{i}.png")
     (folder / "notes.txt").write_text("ignored")
     assert count_frames(folder) == 3
-    out = animate(_tiny(), iter_frames(folder), tmp_path / f"maps{suffix}", which=["0", "3"], size=33, fps=5)
+    out = animate(_tiny(), iter_frames(folder), tmp_path / f"maps{suffix}", which=["1", "4"], size=33, fps=5)
     frames = list(iter_frames(out))
     assert len(frames) == 3
     h, w = frames[0].shape[:2]
-    # shorter side 33 -> 33x41; the input + 2 overlays side by side with 4-px gaps; H.264 rounds up to even sides
-    assert (h, w) in {(33, 131), (34, 132)}
+    # shorter side 33 -> 33x41; the input + 2 overlays side by side with 4-px gaps; + a frame label, column titles,
+    # colour scale and random-weights strip (4 x 18 px); H.264 rounds up to even sides
+    assert (h, w) in {(33 + 72, 131), (34 + 72, 132)}
     assert list(iter_frames(out, max_frames=2)) and len(list(iter_frames(out, every=2))) == 2
     with pytest.raises(ValueError, match="neither a folder"):
         next(iter_frames(tmp_path / "x.txt"))
@@ -297,7 +305,7 @@ def test_cli_visualize_writes_figures_npz_and_warns(tmp_path, capsys, monkeypatc
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     out = tmp_path / "out"
     rc = main(["visualize", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"), str(tmp_path / "broken.jpg"),
-               "--model", "focalnet_tiny_srf", "--size", "64", "--stages", "0", "3", "--erf", "--out", str(out),
+               "--model", "focalnet_tiny_srf", "--size", "64", "--stages", "1", "4", "--erf", "--out", str(out),
                "--animate", str(out / "anim.gif")])
     captured = capsys.readouterr()
     assert rc == 1  # the broken file is reported, the others are written
@@ -325,7 +333,7 @@ def test_cli_visualize_attention_of_a_focal_transformer(tmp_path, capsys, monkey
     Image.fromarray((np.random.default_rng(0).random((50, 90)) * 255).astype(np.uint8)).save(tmp_path / "g.png")
     out = tmp_path / "out"
     rc = main(["visualize", str(tmp_path / "g.png"), "--model", "focal_fake", "--query", "0.9", "0.1",
-               "--stages", "0.1", "1", "--out", str(out)])
+               "--stages", "1.2", "2", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     assert fake.calls == [[(0, 1)], [(1, 1)]]
     assert (out / "g_attention.png").stat().st_size > 1000
@@ -347,7 +355,7 @@ def test_cli_visualize_with_weights_is_not_stamped(tmp_path, capsys, monkeypatch
     torch.save({"unrelated": torch.zeros(2)}, tmp_path / "bad.pth")
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "w.pth"), "--stages", "3",
+    rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "w.pth"), "--stages", "4",
                "--size", "40", "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 0 and "random weights" not in captured.out + captured.err
@@ -367,11 +375,139 @@ def test_cli_video_in_animation_out(tmp_path, capsys, monkeypatch, suffix):
     monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
     rng = np.random.default_rng(0)
     clip = write_animation([(rng.random((48, 64, 3)) * 255).astype(np.uint8) for _ in range(5)],
-                           tmp_path / f"clip{suffix}", fps=10)
+                           tmp_path / f"clip{suffix}", fps=10, label_frames=False)
     out = tmp_path / "out"
-    rc = main(["visualize", str(clip), "--every", "2", "--no-figures", "--stages", "1", "--size", "48",
+    rc = main(["visualize", str(clip), "--every", "2", "--no-figures", "--stages", "2", "--size", "48",
                "--animate", str(out / f"maps{suffix}"), "--out", str(out)])
-    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
     frames = list(iter_frames(out / f"maps{suffix}"))
     assert len(frames) == 3 and frames[0].shape[1] == 2 * 64 + 4  # frames 0, 2, 4: input | overlay
-    assert not list(out.glob("*.png"))  # --no-figures
+    assert sorted(p.name for p in out.iterdir()) == [f"maps{suffix}"]  # --no-figures: the animation only
+    # ... and the command says so instead of claiming it wrote maps to the folder
+    assert "no per-image files written" in printed.out and "wrote maps" not in printed.out
+    assert "3 frames" in printed.out
+    rc = main(["visualize", str(clip), "--no-figures", "--out", str(tmp_path / "nothing")])
+    assert rc == 2 and "would write nothing" in capsys.readouterr().err
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_cli_stages_are_numbered_from_1_like_the_titles(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    from focalnet.cli import main
+
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "a.png"), "--stages", "1", "3.2", "--size", "40", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    npz = np.load(out / "a_maps.npz")
+    assert {k for k in npz.files if k.startswith("gates/")} == {"gates/layers.0.blocks.0", "gates/layers.2.blocks.1"}
+    rc = main(["visualize", str(tmp_path / "a.png"), "--stages", "0", "--out", str(out)])
+    assert rc == 2 and "numbered from 1" in capsys.readouterr().err
+    rc = main(["visualize", str(tmp_path / "a.png"), "--stages", "5", "--out", str(out)])
+    assert rc == 2 and "stage 5 does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------- figures
+def _maps():
+    img = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
+    return compute_maps(_tiny(), img, size=48)
+
+
+def _image_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_images() and ax.get_label() != "<colorbar>"]
+
+
+def test_figures_have_colour_bars_titles_and_nothing_clipped():
+    from focalnet.viz.figures import gates_figure, heatmap_figure, modulation_figure, text_outside_figure
+
+    maps = _maps()
+    long = "focal_transformer_tiny_conv: attention of the query (+) over fine and pooled keys, stage 4 block 2"
+    figs = {
+        "modulation": modulation_figure(maps, title="focalnet_tiny_srf: modulator L2 norm"),
+        "gates": gates_figure(maps),
+        "attention": heatmap_figure(maps.image, {"attention, stage 4 block 2": maps.blocks[-1].modulator_norm_up},
+                                    point=(10.0, 20.0), meaningful=False, title=long),
+    }
+    for name, fig in figs.items():
+        assert text_outside_figure(fig) == [], name  # e.g. the Focal Transformer title is wrapped, not clipped
+        assert fig.get_suptitle(), name
+        panels = _image_axes(fig)
+        assert all(ax.get_title() for ax in panels), name
+        maps_panels = [ax for ax in panels if not ax.get_title().startswith("input")]
+        colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        assert len(colorbars) == len(maps_panels) > 0, name  # one colour bar per map panel
+    assert "RANDOM WEIGHTS" in " ".join(t.get_text() for t in figs["attention"].texts)
+    # gates are drawn over the image: every gate panel holds the photo and the translucent map
+    gate_panels = [ax for ax in _image_axes(figs["gates"]) if "gate" in ax.get_title()]
+    assert len(gate_panels) == 4 * 3
+    for ax in gate_panels:
+        photo, gate = ax.get_images()
+        assert photo.get_array().shape == maps.image.shape and 0 < gate.get_alpha() < 1
+
+
+def test_kernels_figure_true_relative_size_shared_scale_rows_per_stage():
+    from focalnet.viz.figures import kernels_figure, text_outside_figure
+
+    model = _tiny(focal_levels=[1, 2, 3, 2], focal_windows=[3, 3, 1, 5])
+    fig = kernels_figure(focal_kernels(model), meaningful=False)
+    assert text_outside_figure(fig) == []
+    panels = _image_axes(fig)
+    assert len(panels) == 1 + 2 + 3 + 2
+    kmax = 7  # stage 4, level 2: 5 + 2
+    clims = set()
+    for ax in panels:
+        (im,) = ax.get_images()
+        k = im.get_array().shape[0]
+        left, right, _, _ = im.get_extent()
+        assert right - left == k  # drawn k units wide ...
+        assert ax.get_xlim() == (-kmax / 2, kmax / 2)  # ... on axes that all span the largest kernel
+        clims.add(im.get_clim())
+        stage = int(ax.get_title().split(",")[0].split()[-1])
+        row = round(1 - ax.get_position().y1, 1)  # panels of one stage share a row
+        assert ax.get_title().endswith(f"{k}x{k}")
+        assert (stage, row) is not None
+    assert len(clims) == 1  # one shared colour scale ...
+    assert len([ax for ax in fig.axes if ax.get_label() == "<colorbar>"]) == 1  # ... with one colour bar
+    rows = {}
+    for ax in panels:
+        rows.setdefault(int(ax.get_title().split(",")[0].split()[-1]), set()).add(round(ax.get_position().y0, 3))
+    assert all(len(ys) == 1 for ys in rows.values()) and len({min(ys) for ys in rows.values()}) == 4
+
+
+def test_gif_timing_letterbox_and_frame_labels(tmp_path):
+    from PIL import Image
+
+    from focalnet.viz.sequence import write_animation
+
+    wide = np.zeros((40, 60, 3), np.uint8)
+    wide[..., 0] = 255  # red, 3:2
+    tall = np.zeros((60, 40, 3), np.uint8)
+    tall[..., 2] = 255  # blue, 2:3
+    path = write_animation([wide, tall, wide], tmp_path / "a.gif", fps=4, captions=["a", "b", "c"])
+    with Image.open(path) as im:
+        assert im.n_frames == 3
+        durations = []
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+            frames.append(np.asarray(im.convert("RGB")))
+    assert durations == [250, 250, 250]  # milliseconds: 1000 / fps, not 250 seconds
+    band = 18
+    assert all(f.shape == (40 + band, 60, 3) for f in frames)
+    second = frames[1][band:]
+    blue = (second[..., 2] > 200) & (second[..., 0] < 60)
+    cols = np.flatnonzero(blue.any(0))
+    # 60x40 fitted into 40x60 keeps its aspect: 40 tall, ~27 wide, centred between black bars
+    assert blue.any(1).sum() == 40 and 25 <= len(cols) <= 29 and abs(cols.mean() - 29.5) <= 1.5
+    assert second[:, :10].max() < 40 and second[:, -10:].max() < 40
+    assert not np.array_equal(frames[0][:band], frames[2][:band])  # "frame 1/3: a" vs "frame 3/3: c"
+    fast = write_animation([wide, wide[::-1, ::-1] // 2], tmp_path / "b.gif", fps=10, label_frames=False)
+    with Image.open(fast) as im:
+        assert im.info["duration"] == 100 and im.size == (60, 40)
+    with pytest.raises(ValueError, match="fps"):
+        write_animation([wide], tmp_path / "c.gif", fps=0)

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="focalnet",
         description="Focal Modulation Networks and Focal Transformers.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,6 +40,29 @@ def _top_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", help="one of the commands below")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``focalnet CMD: error: MESSAGE (see --help)``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _report(name: str, error: BaseException, verbose: bool) -> int:
+    """Show a failed command as one line on stderr and return its exit code (the one place this happens)."""
+    from focalnet.errors import FocalnetError, one_line
+
+    if isinstance(error, FocalnetError):
+        print(f"focalnet {name}: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    if verbose:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"focalnet {name}: internal error: {type(error).__name__}: {one_line(error, 500)} "
+          "(a bug; run with -v for the traceback and please report it)", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"focalnet {name}: missing dependency {e.name!r}; install the extras: pip install 'focalnet[all]'",
               file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"focalnet {name}", description=help_text)
+    parser = _Parser(prog=f"focalnet {name}", description=help_text)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.configure(parser)
     args = parser.parse_args(rest)
@@ -77,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # user errors become one line + exit code; anything else is reported as a bug
+        return _report(name, e, args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

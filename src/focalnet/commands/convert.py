@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from focalnet.weights.export import FORMATS
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         s = convert_checkpoint(args.src, args.dst, model=args.model, to=args.to)
     except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"focalnet convert: {e}", file=sys.stderr)
+        print(f"focalnet convert: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"variant:  {s['variant'] or '(custom config)'}")
     print(f"layout:   {s['from_layout']} -> {s['to']}")

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="{train,eval,predict,data}")
@@ -96,6 +98,7 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
+    from focalnet.data.images import ImageLoadError, load_rgb
     from focalnet.det.engine import draw_predictions, load_checkpoint, predict, resolve_device
 
     device = resolve_device(args.device)
@@ -104,11 +107,10 @@ def _predict(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for path in args.images:
         try:
-            with Image.open(path) as im:
-                img = np.array(im.convert("RGB"))
-        except (OSError, ValueError) as e:
-            print(f"{path}: cannot read the image ({e})", file=sys.stderr)
-            return 2
+            img = np.array(load_rgb(path))
+        except ImageLoadError as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            return 1
         pred = predict(model, img, device, score_thresh=args.score)
         dest = out / (Path(path).stem + "_det.png")
         Image.fromarray(draw_predictions(img, pred, cats)).save(dest)
@@ -140,5 +142,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return actions[args.action](args)
     except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"focalnet detect {args.action}: error: {e}", file=sys.stderr)
+        print(f"focalnet detect {args.action}: error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="data.key=value",
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         r = evaluate_checkpoint(args)
     except (OSError, ConfigError, DataError, ImageLoadError, CheckpointError, ValueError, KeyError, ImportError) as e:
-        print(f"focalnet eval: {e}", file=sys.stderr)
+        print(f"focalnet eval: {one_line(e)}", file=sys.stderr)
         return 1
     print(f"{r['source']}: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}  "
           f"{r['images']} images  {r['images_per_s']:.1f} images/s")

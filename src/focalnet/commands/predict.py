@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files (any PIL-readable format)")
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = load_for_inference(args.checkpoint, args.model, args.pretrained, args.weights, device, args.ema)
     except (OSError, CheckpointError, ValueError, KeyError, ImportError) as e:
-        print(f"focalnet predict: {e}", file=sys.stderr)
+        print(f"focalnet predict: {one_line(e)}", file=sys.stderr)
         return 1
     results = predict_images(loaded, args.images, args.topk, device)
     if args.json:

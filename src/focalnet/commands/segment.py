@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="{synth,train,eval,predict}")
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return {"synth": _synth, "train": _train, "eval": _eval, "predict": _predict}[args.action](args)
     except (ConfigError, SegDataError, FileNotFoundError, ValueError) as e:  # bad input: a message, not a trace
-        print(f"focalnet segment {args.action}: {e}", file=sys.stderr)
+        print(f"focalnet segment {args.action}: {one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from focalnet.errors import one_line
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as e:
-        print(f"focalnet train: config error: {e}", file=sys.stderr)
+        print(f"focalnet train: config error: {one_line(e)}", file=sys.stderr)
         return 2
     if args.print_config:
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = train(cfg)
     except (NonFiniteLossError, OSError, DataError, ConfigError, CheckpointError) as e:  # OSError: bad image, full disk
-        print(f"focalnet train: stopped: {e}", file=sys.stderr)
+        print(f"focalnet train: stopped: {one_line(e)}", file=sys.stderr)
         return 1
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

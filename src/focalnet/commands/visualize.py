@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from focalnet.errors import one_line
+
 _logger = logging.getLogger(__name__)
 
 
@@ -31,8 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="checkpoint file (original/timm/HF/ours); none = random")
     parser.add_argument(
         "--stages", nargs="+", default=None, metavar="S[.B]",
-        help="blocks to show: 'S' = last block of stage S, 'S.B' = block B of stage S (0-based, negatives count "
-        "from the end); default: the last block of every stage (isotropic models: every quarter of the depth)",
+        help="blocks to show, numbered from 1 as in the figure titles: 'S' = last block of stage S, 'S.B' = block B "
+        "of stage S (e.g. '4' or '3.6'; -1 = the last); default: the last block of every stage (isotropic models, "
+        "which have one stage: every quarter of the depth, e.g. '1.4 1.8 1.12')",
     )
     parser.add_argument("--size", type=int, default=224, help="resize the shorter side to this (0 = keep size)")
     parser.add_argument("--max-side", type=int, default=None, help="cap on the longer side (default 4 x --size)")
@@ -47,7 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=4.0, help="frames per second of --animate")
     parser.add_argument("--every", type=int, default=1, help="use every N-th frame of videos")
     parser.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
-    parser.add_argument("--no-figures", action="store_true", help="skip per-image PNG/npz (e.g. with --animate)")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write no per-image PNG/npz and no kernels.png, only the --animate file")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
@@ -66,7 +70,8 @@ def _expand_inputs(paths: list[str], every: int, max_frames: int | None) -> tupl
                 _logger.warning("%s: no images in this folder", p)
             items += [(f.stem, (lambda f=f: f)) for f in files]
             total = None if total is None else total + len(files)
-        elif p.suffix.lower() in VIDEO_SUFFIXES and (p.suffix.lower() != ".gif" or (count_frames(p) or 1) > 1):
+        elif (p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()  # a FIFO or device goes to the image reader,
+              and (p.suffix.lower() != ".gif" or (count_frames(p) or 1) > 1)):  # which refuses it without blocking
             n = count_frames(p)
             if n is not None:
                 n = -(-n // every)
@@ -172,6 +177,37 @@ def _attention_outputs(model, name: str, source, args, which, out: Path, weights
     return prepared.display
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every numeric option in range, and --animate / --out writable, before any model is built."""
+    from focalnet.errors import UsageError
+
+    problems = []
+    if not (args.fps > 0 and args.fps == args.fps and args.fps != float("inf")):
+        problems.append(f"--fps must be a positive number of frames per second, got {args.fps:g}")
+    if args.every < 1:
+        problems.append(f"--every must be >= 1, got {args.every}")
+    if args.no_figures and not args.animate:
+        problems.append("--no-figures without --animate would write nothing; add --animate FILE")
+    if args.size < 0:
+        problems.append(f"--size must be >= 0 (0 keeps the image size), got {args.size}")
+    if args.max_side is not None and args.max_side < 1:
+        problems.append(f"--max-side must be >= 1, got {args.max_side}")
+    if args.max_frames is not None and args.max_frames < 1:
+        problems.append(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.head is not None and args.head < 0:
+        problems.append(f"--head must be >= 0, got {args.head}")
+    if not all(0.0 <= q <= 1.0 for q in args.query):
+        problems.append(f"--query Y X are fractions of the height and width in [0, 1], got {args.query}")
+    if args.animate is not None and Path(args.animate).suffix.lower() not in (".gif", ".mp4"):
+        problems.append(f"--animate {args.animate}: the file must end in .gif or .mp4")
+    if args.animate is not None and Path(args.animate).is_dir():
+        problems.append(f"--animate {args.animate} is a folder; give a .gif or .mp4 file name")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        problems.append(f"--out {args.out} is a file; give a folder")
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -180,10 +216,9 @@ def run(args: argparse.Namespace) -> int:
     from focalnet.viz.attention import has_attention
     from focalnet.viz.figures import kernels_figure, save_figure
     from focalnet.viz.sequence import write_animation
+    from focalnet.weights.loading import check_finite
 
-    if args.every < 1:
-        print("focalnet visualize: --every must be >= 1", file=sys.stderr)
-        return 2
+    _check_args(args)
     try:
         model = focalnet.create_model(args.model, device=args.device)
     except KeyError as e:
@@ -193,8 +228,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         try:
             focalnet.load_weights(model, args.weights)
+            check_finite(model, args.weights)
         except (OSError, ValueError) as e:
-            print(f"focalnet visualize: cannot load --weights: {e}", file=sys.stderr)
+            print(f"focalnet visualize: cannot load --weights: {one_line(e)}", file=sys.stderr)
             return 2
         weights = str(args.weights)
     else:
@@ -205,18 +241,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         which = resolve_blocks(model, args.stages or ([(-1, -1)] if attention else None))
     except ValueError as e:
-        print(f"focalnet visualize: --stages: {e}", file=sys.stderr)
+        print(f"focalnet visualize: --stages: {one_line(e)}", file=sys.stderr)
         return 2
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_figures:
+        out.mkdir(parents=True, exist_ok=True)
     if not attention and not args.no_figures:
         save_figure(kernels_figure(focal_kernels(model), meaningful=weights is not None, title=(
             f"{args.model}: depthwise focal kernels (mean over channels), last block of each stage")),
             out / "kernels.png")
 
     items, total = _expand_inputs(args.images, args.every, args.max_frames)
-    frames, failed, done = [], [], 0
+    frames, names, failed, done = [], [], [], 0
     handler = _attention_outputs if attention else _focalnet_outputs
     with tqdm(total=total, unit="img", desc="visualize", disable=None, file=sys.stderr) as bar:
         try:
@@ -225,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
                     frame = handler(model, name, source, args, which, out, weights)
                     if args.animate:
                         frames.append(frame)
+                        names.append(name)
                     done += 1
                 except (OSError, ValueError) as e:
                     failed.append(f"{name}: {e}")
@@ -233,13 +271,17 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:  # an unreadable video or folder
             failed.append(str(e))
             _logger.error("%s", e)
+    note = "" if weights else f"  [{RANDOM_WEIGHTS_NOTE}]"
     if args.animate and frames:
         try:
-            write_animation(frames, args.animate, fps=args.fps)
-            print(f"animation: {args.animate} ({len(frames)} frames)")
+            write_animation(frames, args.animate, fps=args.fps, captions=names)
+            print(f"animation: {args.animate} ({len(frames)} frames, {1000.0 / args.fps:.0f} ms each){note}")
         except (OSError, ValueError, RuntimeError) as e:
             failed.append(f"--animate: {e}")
-    print(f"wrote maps of {done} image(s) to {out}" + ("" if weights else f"  [{RANDOM_WEIGHTS_NOTE}]"))
+    if args.no_figures:
+        print(f"computed maps of {done} image(s); --no-figures: no per-image files written")
+    else:
+        print(f"wrote maps of {done} image(s) to {out}{note}")
     for f in failed:
         print(f"failed: {f}", file=sys.stderr)
     return 1 if failed else 0

@@ -22,6 +22,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from focalnet.errors import FocalnetError
+
 from .images import IMAGE_EXTENSIONS, ImageLoadError, load_rgb
 
 _logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class DataError(ValueError):
+class DataError(FocalnetError, ValueError):
     """A data set is empty, mislaid or inconsistent; the message says which folder or file."""
 
 

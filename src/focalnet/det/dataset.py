@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from focalnet.errors import FocalnetError
+
 _logger = logging.getLogger(__name__)
 
 __all__ = ["DatasetError", "CocoDetection", "collate", "load_coco"]
 
 
-class DatasetError(ValueError):
+class DatasetError(FocalnetError, ValueError):
     """The data set's files or annotations cannot be used as they are."""
 
 
@@ -190,11 +192,10 @@ class CocoDetection(torch.utils.data.Dataset):
         return [{"id": c, "name": self.cat_names.get(c, str(c))} for c in self.cat_ids]
 
     def load_image(self, img_id: int) -> np.ndarray:
-        from PIL import Image
+        from focalnet.data.images import load_rgb
 
         info = self.coco.imgs[img_id]
-        with Image.open(self.image_dir / info["file_name"]) as im:
-            img = np.array(im.convert("RGB"))
+        img = np.array(load_rgb(self.image_dir / info["file_name"]))
         if img.shape[:2] != (info["height"], info["width"]):
             raise DatasetError(f"image {img_id} ({info['file_name']!r}) is {img.shape[0]}x{img.shape[1]} but "
                                f"{self.ann_file.name} says {info['height']}x{info['width']}")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from focalnet.errors import FocalnetError
+
 __all__ = [
     "SegDataError",
     "SegSample",
@@ -40,7 +42,7 @@ _logger = logging.getLogger(__name__)
 SYNTHETIC_CLASSES = ["background", "horse", "coin", "logo"]
 
 
-class SegDataError(ValueError):
+class SegDataError(FocalnetError, ValueError):
     """A segmentation data set that cannot be used as it is (the message names the files)."""
 
 
@@ -87,21 +89,33 @@ def find_pairs(img_dir: str | Path, ann_dir: str | Path, img_suffix: str = ".jpg
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    from PIL import Image
+    """(H, W, 3) uint8 RGB, upright (EXIF), read by the package's one image reader; bad files raise
+    :class:`focalnet.data.images.ImageLoadError`."""
+    from focalnet.data.images import load_rgb
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return np.asarray(load_rgb(path))
 
 
 def read_mask(path: str | Path) -> np.ndarray:
     """(H, W) uint8 index mask; palette PNGs give their indices, not colours."""
+    import warnings
+
     from PIL import Image
 
-    with Image.open(path) as im:
-        if im.mode not in {"L", "P", "I", "I;16"}:
-            raise SegDataError(f"{path}: an index mask must be a single-channel PNG, got mode {im.mode}")
-        a = np.asarray(im)
+    from focalnet.data.images import ImageLoadError, check_regular_file
+
+    try:
+        check_regular_file(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.mode not in {"L", "P", "I", "I;16"}:
+                    raise SegDataError(f"{path}: an index mask must be a single-channel PNG, got mode {im.mode}")
+                a = np.asarray(im)
+    except (SegDataError, ImageLoadError):
+        raise
+    except Exception as e:  # damaged file, not an image, decompression bomb
+        raise SegDataError(f"cannot read mask {path}: {type(e).__name__}: {e}") from e
     if a.max(initial=0) > 255:
         raise SegDataError(f"{path}: mask values up to {a.max()} do not fit the 8-bit index format")
     return a.astype(np.uint8)
@@ -166,7 +180,7 @@ class SegFolderDataset(Dataset):
     def check(self, progress: bool = False) -> None:
         """Validate every sample now (mask size against the image header, label values), so that a bad file
         fails before training starts rather than hours into it. Images are not decoded, masks are."""
-        from PIL import Image
+        from focalnet.data.images import image_size
 
         items = range(len(self))
         if progress:
@@ -175,8 +189,7 @@ class SegFolderDataset(Dataset):
             items = tqdm(items, desc="check data", leave=False)
         for i in items:
             s = self.samples[i]
-            with Image.open(s.image) as im:
-                w, h = im.size
+            w, h = image_size(s.image)
             mask = read_mask(s.mask)
             if mask.shape != (h, w):
                 raise SegDataError(

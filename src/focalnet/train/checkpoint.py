@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from focalnet.errors import FocalnetError
+
 _logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -31,13 +33,14 @@ __all__ = [
     "capture_rng",
     "restore_rng",
     "prune_checkpoints",
+    "clean_stale_temp_files",
 ]
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 
 
-class CheckpointSaveError(OSError):
+class CheckpointSaveError(FocalnetError, OSError):
     """A checkpoint could not be written; the previous one is untouched."""
 
 
@@ -83,26 +86,56 @@ def _write(obj: Any, fh) -> None:
     torch.save(obj, fh)
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: torch's zip writer turns a failed ``write`` into a RuntimeError whose context
+    is the real ``OSError(ENOSPC)``."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Atomically write ``state`` to ``path`` (temp file + fsync + ``os.replace``)."""
+    """Atomically write ``state`` to ``path`` (temp file + fsync + ``os.replace``).
+
+    Any failure (a full disk, which torch reports as a ``RuntimeError`` from its zip writer, a permission or
+    quota error, an unpicklable object, an interrupt) deletes the temporary file and leaves every existing
+    checkpoint untouched; exceptions become :class:`CheckpointSaveError` ("disk full while saving ...; previous
+    checkpoint kept: ..."), interrupts are re-raised after the clean-up.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             _write(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+        if not isinstance(e, Exception):  # KeyboardInterrupt / SystemExit: cleaned up, now let it through
+            raise
         previous = find_latest(path.parent)
-        kept = f"; the previous checkpoint {previous} is intact" if previous else ""
-        reason = "the disk is full" if e.errno == errno.ENOSPC else str(e)
-        raise CheckpointSaveError(e.errno, f"could not save checkpoint {path}: {reason}{kept}") from e
+        kept = f"previous checkpoint kept: {previous}" if previous else "no previous checkpoint"
+        cause = _os_error_in(e)
+        code = cause.errno if cause is not None else None
+        if code in _FULL:
+            msg = f"disk full while saving {path}; {kept}. Free some space and resume with --resume auto"
+        else:
+            reason = f"{cause.strerror or cause}" if cause is not None else f"{type(e).__name__}: {e}"
+            msg = f"could not save {path} ({reason}); {kept}"
+        raise CheckpointSaveError(code or errno.EIO, msg) from e
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -112,6 +145,48 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     except OSError:
         pass
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def clean_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the ``.NAME.tmp-PID`` files that writers killed mid-save left in ``directory``; return them.
+
+    A file is stale when its writer's process no longer exists, or is this process (called at start-up, before
+    this process saves anything, so a matching PID is a recycled one). Files of live writers are left alone.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in d.iterdir():
+        m = _TEMP.match(p.name)
+        if not m or not p.is_file():
+            continue
+        pid = int(m.group(1))
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except OSError as e:
+            _logger.warning("could not delete the stale temporary file %s: %s", p, e)
+            continue
+        removed.append(p)
+        _logger.info("deleted %s (%.1f MB), left by a run killed while saving (pid %d)", p, size / 1e6, pid)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

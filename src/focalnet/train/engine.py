@@ -32,10 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from focalnet.errors import FocalnetError
+
 from .checkpoint import (
     FORMAT_VERSION,
     capture_rng,
     checkpoint_path,
+    clean_stale_temp_files,
     find_latest,
     load_checkpoint,
     prune_checkpoints,
@@ -53,7 +56,7 @@ __all__ = ["NonFiniteLossError", "TrainResult", "train", "evaluate", "amp_contex
 Callback = Callable[[str, dict[str, Any]], None]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FocalnetError, FloatingPointError):
     """The training loss became NaN or infinite; the run stopped without stepping or saving."""
 
 
@@ -249,6 +252,8 @@ def train(cfg: TrainConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     main = dist_info.is_main
     run_dir = cfg.run_dir
     ckpt_dir = run_dir / "checkpoints"
+    if main:  # temp files of runs killed mid-save would otherwise stay forever
+        clean_stale_temp_files(ckpt_dir)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if device.type == "cuda":

@@ -74,6 +74,7 @@ def load_for_inference(
     """Build the model in eval mode on ``device`` with its preprocessing and class names."""
     from focalnet import create_model
     from focalnet.data import class_names, preprocess_from_weights
+    from focalnet.weights.loading import check_finite
 
     if model_name is None:
         from .checkpoint import load_checkpoint
@@ -88,6 +89,7 @@ def load_for_inference(
         model = create_model(meta["model_name"], **kw)
         sd = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
         model.load_state_dict(sd)
+        check_finite(model, path)
         label_set = meta.get("label_set")
         names = class_names(label_set) if label_set else meta.get("class_names")
         return Loaded(model.eval().to(device), dict(meta["preprocess"]), names, str(path), label_set,
@@ -118,6 +120,7 @@ def load_for_inference(
         flag: bool | str = True if str(pretrained or "true").lower() in ("true", "default") else str(pretrained)
         model = create_model(model_name, pretrained=flag, num_classes=n, drop_path_rate=0.0)
         source = record.name
+    check_finite(model, source)
     preprocess = preprocess_from_weights(record) if record is not None else _default_preprocess(model_name)
     label_set = record.label_set if record is not None else label_set_for(n)
     names = class_names(label_set) if label_set else None

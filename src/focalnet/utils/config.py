@@ -16,8 +16,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from focalnet.errors import UsageError, one_line
+
 __all__ = ["ConfigError", "ConfigFileNotFoundError", "from_dict", "to_dict", "parse_override", "apply_overrides",
-           "read_yaml"]
+           "read_yaml", "load_yaml"]
 
 # Message templates; the callers keep the wordings their users (and tests) know.
 UNKNOWN = "unknown config key {key!r}"  # also {section}: the dotted prefix, {name}: the bare key
@@ -25,7 +27,7 @@ MISMATCH = "{key}: expected {desc}, got {value!r}"
 _DESC = {bool: "true/false", float: "a number", int: "an integer", str: "a string", list: "a list", dict: "a mapping"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration file or override is invalid; the message names the key and the fix."""
 
 
@@ -125,6 +127,69 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+_LOADER: type | None = None
+
+
+def _strict_loader() -> type:
+    """yaml.SafeLoader that refuses duplicate keys (plain YAML keeps the last one silently)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class StrictSafeLoader(yaml.SafeLoader):
+            pass
+
+        def construct_mapping(loader, node, deep=False):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:  # explicit keys only: one may override a key merged in with `<<:`
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = loader.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+                    ) from None
+                if key in seen:
+                    first = seen[key]
+                    raise ConfigError(f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first on line "
+                                      f"{first.start_mark.line + 1}); each key may appear once per section")
+                seen[key] = key_node
+            return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+        StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+        _LOADER = StrictSafeLoader
+    return _LOADER
+
+
+def load_yaml(text: str | bytes, source: str = "YAML") -> Any:
+    """Parse YAML like ``yaml.safe_load`` but refuse duplicate keys and non-UTF-8 bytes with a ConfigError.
+
+    Every YAML the package reads (config files, override values) goes through here.
+    """
+    import yaml
+
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source} is not UTF-8 text (byte 0x{text[e.start]:02x} at offset {e.start}); "
+                              "save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    except yaml.YAMLError as e:
+        problem, mark = getattr(e, "problem", None), getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        context = getattr(e, "context", None)
+        what = f"{context}: {problem}" if context and problem else problem or one_line(e)
+        raise ConfigError(f"{source} is not valid YAML: {what}{where}") from None
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply to be a config") from None
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``'a.b.c=value'`` -> ``(['a', 'b', 'c'], value parsed as YAML)``; text that is not YAML stays a string."""
     import yaml
@@ -132,11 +197,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key.sub=value")
     dotted, text = item.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"override {item!r}: {dotted.strip()!r} is not a key such as section.key")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as e:
+        raise ConfigError(f"override {item!r}: {e}") from None
+    except (yaml.YAMLError, RecursionError):
         value = text
-    return dotted.strip().split("."), value
+    return [p.strip() for p in parts], value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], cls: type | None = None,
@@ -167,16 +237,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: type | None
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """The mapping in a YAML file ({} for an empty file); a clear ConfigError otherwise."""
-    import yaml
-
+    """The mapping in a YAML file ({} for an empty file); a clear ConfigError otherwise (missing, not UTF-8,
+    invalid YAML, duplicate keys, not a mapping)."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; pass a .yaml file")
+    if not p.exists():
         raise ConfigFileNotFoundError(f"config file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"config file {p} is not a regular file")
     try:
-        loaded = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from e
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    loaded = load_yaml(raw, str(p))
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"{p} must hold a mapping of sections, not {type(loaded).__name__}")
     return loaded or {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -64,16 +65,11 @@ def load_image(source) -> Image.Image:
     """
     from PIL import Image
 
-    if isinstance(source, (str, os.PathLike)):
-        try:
-            with Image.open(source) as im:
-                im.load()
-                img = im
-        except FileNotFoundError:
-            raise
-        except Exception as e:  # PIL raises UnidentifiedImageError, OSError, DecompressionBombError, ...
-            raise ValueError(f"{source}: not a readable image ({e})") from e
-    elif isinstance(source, Image.Image):
+    if isinstance(source, (str, os.PathLike)):  # the package's one file reader (EXIF, FIFOs, bombs, damage)
+        from focalnet.data.images import load_rgb
+
+        return load_rgb(source)
+    if isinstance(source, Image.Image):
         img = source
     else:
         img = _array_to_pil(np.asarray(source))
@@ -202,10 +198,15 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def resolve_blocks(model: nn.Module, which) -> list[tuple[int, int]]:
-    """Normalise ``which`` to ``(stage, block)`` pairs with non-negative indices.
+    """Normalise ``which`` to 0-based ``(stage, block)`` pairs with non-negative indices.
 
-    Accepts ``(stage, block)`` tuples (negatives count from the end), module paths
-    ``"layers.3.blocks.1.modulation"`` and the CLI shorthand ``"3"`` (stage 3, last block) / ``"0.5"``.
+    Accepts three spellings:
+
+    * ``(stage, block)`` tuples: 0-based Python indices, negatives count from the end (``(-1, -1)`` = last block);
+    * module paths ``"layers.3.blocks.1.modulation"`` (0-based, as in the state dict);
+    * the user-facing shorthand ``"S"`` (last block of stage ``S``) and ``"S.B"`` (block ``B`` of stage ``S``),
+      **1-based** like every figure title (``"4"`` = stage 4 of 4; ``"-1"`` = the last stage). This is what
+      ``focalnet visualize --stages`` takes.
     """
     if which is None:
         return default_blocks(model)
@@ -214,28 +215,50 @@ def resolve_blocks(model: nn.Module, which) -> list[tuple[int, int]]:
     n = len(model.layers)
     out = []
     for w in which:
+        one_based = False
         if isinstance(w, str):
-            parts = w.replace("layers.", "").replace(".modulation", "").replace("blocks.", "").split(".")
-            try:
-                nums = [int(p) for p in parts if p != ""]
-            except ValueError:
-                raise ValueError(f"cannot read block {w!r}; use 'STAGE' or 'STAGE.BLOCK', e.g. '3' or '0.5'") from None
-            if len(nums) == 1:
-                nums.append(-1)
-            if len(nums) != 2:
-                raise ValueError(f"cannot read block {w!r}; use 'STAGE' or 'STAGE.BLOCK', e.g. '3' or '0.5'")
-            w = tuple(nums)
+            w, one_based = _parse_block(w), not w.strip().startswith("layers.")
         stage, block = (int(v) for v in w)
+        if one_based:
+            if stage == 0 or block == 0:
+                raise ValueError(f"stages and blocks are numbered from 1, as in the figure titles; got {_fmt_block(w)}")
+            stage, block = (stage - 1 if stage > 0 else stage), (block - 1 if block > 0 else block)
         if not -n <= stage < n:
-            raise ValueError(f"stage {stage} does not exist: the model has {n} stage(s) (0..{n - 1})")
+            shown = stage + 1 if one_based and stage >= 0 else stage
+            raise ValueError(f"stage {shown} does not exist: the model has {n} stage(s), numbered 1..{n}")
         stage %= n
         depth = len(model.layers[stage].blocks)
         if not -depth <= block < depth:
-            raise ValueError(f"block {block} does not exist in stage {stage}, which has {depth} blocks (0..{depth-1})")
+            shown = block + 1 if one_based and block >= 0 else block
+            raise ValueError(
+                f"block {shown} does not exist in stage {stage + 1}, which has {depth} block(s), numbered 1..{depth}"
+            )
         pair = (stage, block % depth)
         if pair not in out:
             out.append(pair)
     return out
+
+
+def _fmt_block(w) -> str:
+    return ".".join(str(v) for v in w) if w[1] != -1 else str(w[0])
+
+
+def _parse_block(text: str) -> tuple[int, int]:
+    """``"S"``/``"S.B"`` (1-based) or ``"layers.S.blocks.B[.modulation]"`` (0-based) as two integers."""
+    t = text.strip()
+    if t.startswith("layers."):
+        m = re.fullmatch(r"layers\.(-?\d+)(?:\.blocks\.(-?\d+))?(?:\.\w+)*", t)
+        if not m:
+            raise ValueError(f"cannot read block {text!r}; use a module path like 'layers.3.blocks.1'")
+        return int(m.group(1)), int(m.group(2)) if m.group(2) is not None else -1
+    parts = t.split(".")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2):
+        raise ValueError(f"cannot read block {text!r}; use 'STAGE' or 'STAGE.BLOCK' (1-based), e.g. '4' or '1.2'")
+    return nums[0], nums[1] if len(nums) == 2 else -1
 
 
 def default_blocks(model: nn.Module) -> list[tuple[int, int]]:

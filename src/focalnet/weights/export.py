@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from focalnet.errors import UsageError
+
 from .convert import _full_kwargs, hf_config, model_kwargs_from_hf_config, timm_kwargs, to_canonical, to_hf, to_timm
 from .loading import CheckpointError, check_state_dict, load_state_dict_file, unwrap_state_dict
 
@@ -149,6 +151,31 @@ def _id2label(num_classes: int) -> dict[int, str] | None:
     return None
 
 
+def _check_destination(dst: Path, to: str, src: str | os.PathLike) -> None:
+    """Refuse a destination that cannot be written as asked, before any work (exit code 2 in the CLI)."""
+    if to == "hf":
+        if dst.exists() and not dst.is_dir():
+            raise UsageError(f"{dst} exists and is not a folder; --to hf writes a folder (model.safetensors + "
+                             "config.json)")
+        return
+    if dst.is_dir():
+        raise UsageError(f"{dst} is an existing folder; give a file name such as {dst / 'model.safetensors'}"
+                         + (" (or --to hf to write a Hugging Face folder)" if to == "safetensors" else ""))
+    if dst.exists() and not dst.is_file():
+        raise UsageError(f"{dst} exists and is not a regular file")
+    if to in ("safetensors", "timm") and dst.suffix == ".json":
+        raise UsageError(f"{dst}: the converted weights need another name than .json (a .json config is written "
+                         "beside them)")
+    try:
+        same = dst.exists() and Path(src).exists() and dst.samefile(src)
+    except OSError:
+        same = False
+    if same:
+        raise UsageError(f"{dst} is the source file; write the conversion to another file")
+    if dst.parent.exists() and not dst.parent.is_dir():
+        raise UsageError(f"cannot write {dst}: {dst.parent} is a file, not a folder")
+
+
 def convert_checkpoint(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -163,7 +190,8 @@ def convert_checkpoint(
     from .identify import guess_variant
 
     if to not in FORMATS:
-        raise ValueError(f"unknown target format {to!r}; choose from {', '.join(FORMATS)}")
+        raise UsageError(f"unknown target format {to!r}; choose from {', '.join(FORMATS)}")
+    _check_destination(Path(dst).expanduser(), to, src)
     sd, kwargs, variant = read_checkpoint(src)
     in_layout = detect_layout(sd)
     head = sd.get("head.weight", sd.get("head.fc.weight", sd.get("classifier.weight")))

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from focalnet.errors import FocalnetError
+
 from .loading import CheckpointError, load_state_dict_file, load_weights, unwrap_state_dict
 from .records import WeightsRecord, get_weights, list_weights
 
@@ -34,7 +36,7 @@ _logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(FocalnetError, RuntimeError):
     """A checkpoint could not be fetched; the message says from where and what to do instead."""
 
 

@@ -17,12 +17,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from focalnet.errors import FocalnetError
+
 _logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "load_state_dict_file", "unwrap_state_dict", "load_weights"]
+__all__ = ["CheckpointError", "check_finite", "load_state_dict_file", "unwrap_state_dict", "load_weights"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FocalnetError, ValueError):
     """A checkpoint cannot be read or does not fit the model; the message says why."""
 
 
@@ -54,6 +56,20 @@ def load_state_dict_file(path: str | os.PathLike, map_location: str | torch.devi
         ) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path} is corrupt or truncated and cannot be read ({str(e).splitlines()[0]})") from e
+
+
+def check_finite(model_or_sd: nn.Module | Mapping[str, torch.Tensor], source: object = "the weights") -> None:
+    """Raise :class:`CheckpointError` if any floating-point weight is NaN or infinite (broken weights give
+    meaningless outputs such as ``nan%``, so they are refused before any prediction)."""
+    sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
+    bad = [k for k, v in sd.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(
+            f"the weights in {source} are broken: {len(bad)} of {len(sd)} tensors hold NaN or infinite values "
+            f"({', '.join(bad[:3])}{more}); use an earlier checkpoint or retrain"
+        )
 
 
 def unwrap_state_dict(obj: Mapping) -> dict[str, torch.Tensor]:
