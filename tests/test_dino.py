@@ -222,3 +222,40 @@ def test_backbone_kwargs_follow_the_original_table():
     proj = sum(lin(c, d) + 2 * d for c in (192, 384, 768, 1536)) + (1536 * 9 * d + d) + 2 * d
     rest = L * d + 900 * d + lin(d, d) + 2 * d + 2 * (lin(d, cls) + mlp) + 92 * d
     assert n == backbone + proj + enc + dec + rest  # ... the DINO parts of the released 5-scale L-fl4 structure
+
+
+def test_transformers_deformable_attention_backend_equals_ours():
+    pytest.importorskip("transformers")
+    from focalnet.det.dino import ms_deform_attn, set_deform_attn_backend
+    from focalnet.det.dino.ops import _transformers_kernel
+
+    shapes = [(6, 8), (3, 4), (2, 2)]
+    value = torch.randn(2, sum(h * w for h, w in shapes), 4, 8)
+    loc = torch.rand(2, 5, 4, 3, 2, 2) * 1.2 - 0.1  # some points outside the map (zero padding)
+    w = torch.rand(2, 5, 4, 3, 2).softmax(-1)
+    torch.testing.assert_close(_transformers_kernel()(value, shapes, loc, w), ms_deform_attn(value, shapes, loc, w))
+    model = DINO(_tiny_backbone(), _tiny_cfg()).eval()
+    x = [torch.randn(3, 40, 48)]
+    with torch.no_grad():
+        ref = model(x)["pred_boxes"]
+        prev = set_deform_attn_backend("transformers")
+        try:
+            got = model(x)["pred_boxes"]
+        finally:
+            set_deform_attn_backend(prev)
+    torch.testing.assert_close(got, ref)
+    with pytest.raises(ValueError, match="unknown deformable-attention backend"):
+        set_deform_attn_backend("cuda-magic")
+
+
+def test_original_attribute_names_drive_denoising():
+    model = DINO(_tiny_backbone(), _tiny_cfg()).train()
+    model.dn_box_noise_scale = 0.0
+    model.dn_label_noise_ratio = 0.0
+    assert model.config.dn_box_noise_scale == 0.0 and model.dn_number == 3
+    t = [{"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]])}]
+    out = model([torch.randn(3, 32, 32)], t)
+    assert out["dn_meta"]["num_dn_group"] == 6
+    model.dn_number = 0
+    out = model([torch.randn(3, 32, 32)], t)
+    assert out["dn_meta"] is None and out["pred_logits"].shape[1] == 12

@@ -14,7 +14,7 @@ from .convert import (
     to_original_state_dict,
 )
 from .model import DINO, batch_images
-from .ops import MSDeformAttn, ms_deform_attn
+from .ops import MSDeformAttn, ms_deform_attn, set_deform_attn_backend
 
 __all__ = [
     "DINO",
@@ -27,5 +27,6 @@ __all__ = [
     "from_original_state_dict",
     "load_original_state_dict",
     "ms_deform_attn",
+    "set_deform_attn_backend",
     "to_original_state_dict",
 ]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from focalnet.utils.config import ConfigError
+
 __all__ = ["DinoConfig"]
 
 
@@ -97,12 +99,12 @@ class DinoConfig:
         if isinstance(args, argparse.Namespace):
             args = vars(args)
         if not isinstance(args, Mapping):
-            raise TypeError(f"args must be a dict or argparse.Namespace, got {type(args).__name__}")
+            raise ConfigError(f"args must be a dict or argparse.Namespace, got {type(args).__name__}")
         names = {f.name for f in fields(cls)}
         kw = {k: args[k] for k in names if k in args}
         for key, (ok, why) in cls._REFUSED.items():
             if key in args and args[key] not in (ok, None):
-                raise ValueError(f"unsupported DINO option {key}={args[key]!r}: {why}")
+                raise ConfigError(f"unsupported DINO option {key}={args[key]!r}: {why}")
         if "return_interm_indices" in kw:
             kw["return_interm_indices"] = list(kw["return_interm_indices"])
         if "decoder_module_seq" in kw:
@@ -115,7 +117,7 @@ class DinoConfig:
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
-            raise ValueError(f"invalid DINO config: {msg}")
+            raise ConfigError(f"invalid DINO config: {msg}")
 
         if self.hidden_dim != 256:
             bad(f"hidden_dim={self.hidden_dim}; the anchor-box sine embedding hard-codes 256 (128 per coordinate)")

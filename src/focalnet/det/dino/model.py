@@ -238,6 +238,31 @@ class DINO(nn.Module):
         self._criterion = None
         self.reset_parameters()
 
+    # the original DINO's attribute names for the denoising knobs (read and set through the config)
+    @property
+    def dn_number(self) -> int:
+        return self.config.effective_dn_number
+
+    @dn_number.setter
+    def dn_number(self, value: int) -> None:
+        self.config.dn_number, self.config.use_dn = int(value), int(value) > 0
+
+    @property
+    def dn_box_noise_scale(self) -> float:
+        return self.config.dn_box_noise_scale
+
+    @dn_box_noise_scale.setter
+    def dn_box_noise_scale(self, value: float) -> None:
+        self.config.dn_box_noise_scale = float(value)
+
+    @property
+    def dn_label_noise_ratio(self) -> float:
+        return self.config.dn_label_noise_ratio
+
+    @dn_label_noise_ratio.setter
+    def dn_label_noise_ratio(self, value: float) -> None:
+        self.config.dn_label_noise_ratio = float(value)
+
     # ------------------------------------------------------------------ init
     @torch.no_grad()
     def reset_parameters(self) -> None:

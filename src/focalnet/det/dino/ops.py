@@ -24,6 +24,7 @@ __all__ = [
     "sine_embed_boxes",
     "SinePositionEncoding",
     "MLP",
+    "set_deform_attn_backend",
 ]
 
 
@@ -209,8 +210,46 @@ class MSDeformAttn(nn.Module):
                          + offsets / P * reference_points[:, :, None, :, None, 2:] * 0.5)
         else:
             raise ValueError(f"reference_points must end in 2 or 4 values, got {reference_points.shape[-1]}")
-        out = _KERNEL(value, spatial_shapes, locations, weights)
+        out = _BACKEND["fn"](value, spatial_shapes, locations, weights)
         return self.output_proj(out)
 
 
-_KERNEL = ms_deform_attn
+_BACKEND = {"name": "torch", "fn": ms_deform_attn}
+
+
+def _transformers_kernel():
+    """Hugging Face's ``MultiScaleDeformableAttention`` as a drop-in for :func:`ms_deform_attn`.
+
+    On CPU it runs the same ``grid_sample`` algorithm; with the ``kernels`` package and a cached hub kernel it
+    dispatches to Hugging Face's compiled CUDA kernel.
+    """
+    from transformers.models.deformable_detr.modeling_deformable_detr import MultiScaleDeformableAttention
+
+    layer = MultiScaleDeformableAttention()
+
+    def fn(value, spatial_shapes, sampling_locations, attention_weights):
+        shapes = [(int(h), int(w)) for h, w in spatial_shapes]
+        shapes_t = torch.as_tensor(shapes, dtype=torch.long, device=value.device)
+        start = torch.cat((shapes_t.new_zeros((1,)), shapes_t.prod(1).cumsum(0)[:-1]))
+        return layer(value, shapes_t, shapes, start, sampling_locations, attention_weights, 64)
+
+    return fn
+
+
+def set_deform_attn_backend(name: str = "torch") -> str:
+    """Choose the deformable-attention kernel for every :class:`MSDeformAttn`: ``"torch"`` (ours, default) or
+    ``"transformers"`` (Hugging Face's, when installed; proven equal in ``tests/test_dino.py``). Returns the
+    previous name."""
+    prev = _BACKEND["name"]
+    if name == "torch":
+        _BACKEND.update(name="torch", fn=ms_deform_attn)
+    elif name == "transformers":
+        try:
+            fn = _transformers_kernel()
+        except ImportError as e:
+            raise ValueError("the 'transformers' deformable-attention backend needs Hugging Face transformers "
+                             "(pip install transformers)") from e
+        _BACKEND.update(name="transformers", fn=fn)
+    else:
+        raise ValueError(f"unknown deformable-attention backend {name!r}; choose 'torch' or 'transformers'")
+    return prev
