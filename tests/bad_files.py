@@ -82,7 +82,7 @@ def tiny_checkpoint(path: Path, nan: bool = False, **meta_changes) -> Path:
     import torch
 
     import focalnet
-    from focalnet.train.checkpoint import save_checkpoint
+    from focalnet.engine.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = focalnet.create_model("focalnet_tiny_srf", **TINY_KWARGS)

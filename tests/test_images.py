@@ -119,7 +119,7 @@ def test_predict_keeps_the_rest_of_the_batch_after_a_bomb_and_a_fifo(tmp_path, c
     paths = [str(good), str(bomb)]
     if hasattr(os, "mkfifo"):
         paths.append(str(fifo(tmp_path / "pipe.jpg")))
-    rc = main(["predict", *paths, "--checkpoint", str(ckpt), "--json", "--device", "cpu", "--topk", "2"])
+    rc = main(["predict", *paths, "--checkpoint", str(ckpt), "--json", "-", "--device", "cpu", "--topk", "2"])
     res = json.loads(capsys.readouterr().out)["results"]
     assert rc == 1
     assert len(res[0]["top"]) == 2

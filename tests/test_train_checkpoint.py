@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from focalnet.engine import checkpoint as ck
 from focalnet.errors import FocalnetError
-from focalnet.train import checkpoint as ck
 
 
 def _state(v: float) -> dict:

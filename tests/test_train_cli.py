@@ -22,7 +22,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_train_writes_everything_and_prints_where(run_dir, capsys):
-    for f in ("config.yaml", "metrics.jsonl", "metrics.csv", "curve.png", "eval.json"):
+    for f in ("config.yaml", "metrics.jsonl", "metrics.csv", "curves.png", "eval.json"):
         assert (run_dir / f).is_file(), f
     ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*.pt"))
     assert [c.name for c in ckpts] == ["checkpoint-00000004.pt"]
@@ -35,7 +35,7 @@ def test_train_writes_everything_and_prints_where(run_dir, capsys):
 
 def test_eval_command_reports_and_writes_json(run_dir, tmp_path, capsys):
     out = tmp_path / "e.json"
-    assert main(["eval", "--checkpoint", str(run_dir), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["eval", "--checkpoint", str(run_dir), "--json", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "top-1" in printed and "images/s" in printed
     ev = json.loads(out.read_text())
@@ -54,10 +54,11 @@ def test_predict_prints_topk_and_reports_bad_files(run_dir, tmp_path, capsys):
     Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257).save(big16)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really")
+    out = tmp_path / "pred.json"
     rc = main(["predict", str(good), str(big16), str(bad), "--checkpoint", str(run_dir), "--topk", "3",
-               "--device", "cpu", "--json"])
+               "--device", "cpu", "--json", str(out)])
     assert rc == 1  # one file failed; the others were still classified
-    res = json.loads(capsys.readouterr().out)["results"]
+    res = json.loads(out.read_text())["results"]
     assert [len(r.get("top", [])) for r in res] == [3, 3, 0]
     assert "broken.jpg" in res[2]["error"]
     assert res[0]["top"][0]["label"] in [str(i) for i in range(10)]
@@ -98,9 +99,9 @@ def test_predict_with_a_weights_file_uses_imagenet_names_and_registry_preprocess
     img = tmp_path / "rgba.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 4), dtype=np.uint8)).save(img)
     rc = main(["predict", str(img), "--model", "focalnet_tiny_iso", "--weights", str(path), "--device", "cpu",
-               "--json", "--topk", "2"])
+               "--json", str(tmp_path / "p.json"), "--topk", "2"])
     assert rc == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads((tmp_path / "p.json").read_text())
     assert out["label_set"] == "imagenet-1k"
     top = out["results"][0]["top"]
     names = labels("imagenet-1k")
@@ -120,8 +121,8 @@ def test_predict_with_released_weights_takes_preprocessing_and_names_from_the_re
     img = tmp_path / "gray16.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 65535, (30, 41), dtype=np.uint16)).save(img)
     assert main(["predict", str(img), "--model", "focalnet_tiny_srf", "--pretrained", "true", "--device", "cpu",
-                 "--json", "--topk", "3"]) == 0
-    out = json.loads(capsys.readouterr().out)
+                 "--json", str(tmp_path / "p.json"), "--topk", "3"]) == 0
+    out = json.loads((tmp_path / "p.json").read_text())
     assert out["source"] == get_weights("focalnet_tiny_srf").name and out["label_set"] == "imagenet-1k"
     names = labels("imagenet-1k")
     assert [t["label"] for t in out["results"][0]["top"]] == [names[t["index"]] for t in out["results"][0]["top"]]

@@ -133,7 +133,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_full_disk_while_training_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from focalnet.train import checkpoint as ck
+    from focalnet.engine import checkpoint as ck
 
     real, calls = ck._write, []
 
@@ -165,7 +165,7 @@ def test_full_disk_while_training_keeps_the_previous_checkpoint(tmp_path, monkey
 
 
 def test_bf16_ema_channels_last_smoke(tmp_path):
-    r = train(_cfg(tmp_path, "amp", "amp=bf16", "ema=true", "ema_decay=0.5", "model.channels_last=true",
+    r = train(_cfg(tmp_path, "amp", "amp=bf16", "ema=true", "ema_decay=0.5", "channels_last=true",
                    "max_steps=3"))
     assert r.stopped_early and r.steps == 3
     ck = load_checkpoint(r.checkpoint)

@@ -10,8 +10,8 @@ import torch
 from bad_files import good_png, tiny_checkpoint
 from focalnet.cli import main
 from focalnet.data import DataError, ImageLoadError
+from focalnet.engine.checkpoint import CheckpointSaveError
 from focalnet.errors import FocalnetError, UsageError, one_line
-from focalnet.train.checkpoint import CheckpointSaveError
 from focalnet.utils.config import ConfigError, load_yaml, parse_override, read_yaml
 from focalnet.weights.loading import CheckpointError
 
@@ -114,7 +114,7 @@ def test_predict_with_nan_weights_says_they_are_broken(tmp_path, capsys):
 def test_predict_with_good_weights_still_works(tmp_path, capsys):
     ckpt = tiny_checkpoint(tmp_path / "ok.pt")
     img = good_png(tmp_path / "x.png")
-    assert main(["predict", str(img), "--checkpoint", str(ckpt), "--device", "cpu", "--json"]) == 0
+    assert main(["predict", str(img), "--checkpoint", str(ckpt), "--device", "cpu", "--json", "-"]) == 0
     top = json.loads(capsys.readouterr().out)["results"][0]["top"]
     assert [t["label"] for t in top] and all(0 <= t["prob"] <= 1 for t in top)
 

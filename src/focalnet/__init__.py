@@ -10,19 +10,31 @@ The public API::
 
 import logging
 
-from .models import FocalNet, ModelSpec, create_model, get_spec, list_models, register_model
-from .models.focalnet import ModulationMaps
-
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-def __getattr__(name):  # lazy imports keep `import focalnet` light
+_MODELS = {"FocalNet", "ModelSpec", "create_model", "get_spec", "list_models", "register_model"}
+
+
+def __getattr__(name):  # lazy imports keep `import focalnet` (and so `focalnet --help`) free of torch
+    if name in _MODELS:
+        from . import models
+
+        return getattr(models, name)
+    if name == "ModulationMaps":
+        from .models.focalnet import ModulationMaps
+
+        return ModulationMaps
     if name in {"load_weights", "list_weights", "get_weights", "WeightsRecord"}:
         from . import weights
 
         return getattr(weights, name)
+    if name == "Predictor":
+        from .predictor import Predictor
+
+        return Predictor
     if name == "FocalTransformer":
         from .models.focal_transformer import FocalTransformer
 
@@ -35,6 +47,7 @@ __all__ = [
     "FocalTransformer",
     "ModelSpec",
     "ModulationMaps",
+    "Predictor",
     "create_model",
     "get_spec",
     "list_models",

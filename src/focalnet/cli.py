@@ -17,13 +17,15 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("focalnet.commands.models", "list every registered variant: params, GMACs, resolution, weights"),
     "convert": ("focalnet.commands.convert", "convert a checkpoint between original / timm / HF / safetensors"),
-    "train": ("focalnet.commands.train", "train or fine-tune (no arguments: the built-in digits demo)"),
-    "eval": ("focalnet.commands.eval", "evaluate a checkpoint: top-1/top-5, loss, images/s"),
-    "predict": ("focalnet.commands.predict", "classify images and print the top-k labels"),
+    "train": ("focalnet.commands.train", "train any task: classification, detection, segmentation, ... "
+              "(no arguments: the built-in digits job)"),
+    "eval": ("focalnet.commands.eval", "evaluate a checkpoint or run folder of any task; metrics as JSON"),
+    "predict": ("focalnet.commands.predict", "predict with a checkpoint of any task (labels, boxes, masks)"),
+    "data": ("focalnet.commands.data", "data tools: synth coco|ade (synthetic demo sets)"),
     "visualize": ("focalnet.commands.visualize", "modulation / gating / kernel / attention maps as PNG + npz"),
     "serve": ("focalnet.commands.serve", "local web demo of modulation and gating maps"),
-    "detect": ("focalnet.commands.detect", "object detection with FocalNet backbones: train | eval | predict"),
-    "segment": ("focalnet.commands.segment", "semantic segmentation (UPerNet): train | eval | predict"),
+    "detect": ("focalnet.commands.detect", "old spelling of train/eval/predict for detection (prints the new one)"),
+    "segment": ("focalnet.commands.segment", "old spelling of train/eval/predict for segmentation (prints the new)"),
     "benchmark": ("focalnet.commands.benchmark", "measure forward/backward speed and memory"),
 }
 
@@ -88,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"focalnet {name}: missing dependency {e.name!r}; install the extras: pip install 'focalnet[all]'",
               file=sys.stderr)
         return 2
-    parser = _Parser(prog=f"focalnet {name}", description=help_text)
+    parser = _Parser(prog=f"focalnet {name}", description=help_text,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.configure(parser)
-    args = parser.parse_args(rest)
+    if getattr(module, "INTERMIXED", True) and not parser._subparsers:
+        args = parser.parse_intermixed_args(rest)  # flags may come after key=value overrides
+    else:
+        args = parser.parse_args(rest)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,90 +1,96 @@
-"""``focalnet eval``: top-1 / top-5, loss and images/s of a checkpoint on a validation split, written as JSON.
+"""``focalnet eval``: evaluate a checkpoint of any task on its config's validation data; metrics as JSON.
 
-    focalnet eval                                        # newest checkpoint of runs/digits
-    focalnet eval --checkpoint runs/x/checkpoints/checkpoint-00001000.pt data.root=/data/imagenet
+    focalnet eval                                             # newest checkpoint of runs/digits
+    focalnet eval --checkpoint runs/det --json det.json       # a run folder: task and config come from it
+    focalnet eval --checkpoint runs/seg/checkpoints/best.pt test.mode=slide --aug-test
     focalnet eval --model focalnet_tiny_srf --pretrained true data.dataset=folder data.root=/data/imagenet
+
+Overrides may change the data and evaluation settings (``data.*``, ``test.*``, ...), never the model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from focalnet.errors import one_line
+from ._common import UsageError, add_overrides, config_errors, fail, runtime_errors
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="data.key=value",
-                        help="data overrides, e.g. data.root=DIR data.val_split=val data.eval_batch_size=256")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint file or run directory (default runs/digits)")
-    parser.add_argument("--model", default=None, help="a registered variant, with --pretrained or --weights")
+    add_overrides(parser, "data / evaluation")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file or run folder (default runs/digits)")
+    parser.add_argument("--model", default=None, help="classification: a registered variant, with --pretrained or "
+                                                      "--weights, instead of a checkpoint")
     parser.add_argument("--pretrained", default=None, help="released weights of --model: true or a tag")
     parser.add_argument("--weights", default=None, help="weights file for --model")
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights of the checkpoint")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: the run's `threads` setting, else PyTorch's default)")
-    parser.add_argument("--out", default=None, help="JSON output (default: eval.json next to the checkpoint's run)")
+    parser.add_argument("--aug-test", action="store_true", help="segmentation: multi-scale + flip testing")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="autocast precision")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="metrics file (default: eval.json in the run folder, or in --out)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="folder for eval.json (instead of the run's)")
+
+
+def _json_target(args) -> Path | None:
+    if args.json:
+        return Path(args.json)
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is an existing file; give a folder (or use --json FILE)")
+        return out / "eval.json"
+    return None
 
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict:
     """The plain function behind the command (returns the metrics it writes)."""
-    import torch
-    from torch.utils.data import DataLoader
+    target = _json_target(args)
+    overrides = list(args.overrides)
+    if args.aug_test:
+        overrides.append("test.aug=true")
+    if args.model is not None:
+        return _evaluate_released(args, overrides, target)
+    from focalnet.engine.run import evaluate_run
 
-    from focalnet.data import SeededTransformDataset, build_datasets, build_transform
-    from focalnet.train.config import apply_overrides, config_from_dict
-    from focalnet.train.distributed import resolve_device
-    from focalnet.train.engine import evaluate
+    return evaluate_run(args.checkpoint or "runs/digits", overrides, args.device, args.amp, args.ema, target)
+
+
+def _evaluate_released(args, overrides: list[str], target: Path | None) -> dict:
+    """Classification with released weights / a weights file (no run folder)."""
+    import torch
+
+    from focalnet.engine.distributed import resolve_device
+    from focalnet.engine.run import write_json
+    from focalnet.engine.task import Context
+    from focalnet.tasks.classification import ClassificationTask
+    from focalnet.train.config import load_config
     from focalnet.train.inference import load_for_inference
 
     device = resolve_device(args.device)
-    loaded = load_for_inference(args.checkpoint, args.model, args.pretrained, args.weights, device, args.ema)
-    base = loaded.config or {}
-    threads = args.threads if args.threads is not None else base.get("threads", 0)
-    if threads and threads > 0:
-        torch.set_num_threads(threads)
-    cfg = config_from_dict({k: v for k, v in base.items() if k in ("data", "seed")} if base else {})
-    if not base:
-        cfg = apply_overrides(cfg, ["data.dataset=folder"] if not any(
-            o.startswith("data.dataset=") for o in args.overrides) else [])
-    cfg = apply_overrides(cfg, list(args.overrides))
-    _, val, classes = build_datasets(cfg.data, seed=cfg.seed)
-    if loaded.class_names and len(classes) > len(loaded.class_names):
-        raise ValueError(f"the data has {len(classes)} classes but the model predicts {len(loaded.class_names)}")
-    ds = SeededTransformDataset(val, build_transform(loaded.preprocess))
-    loader = DataLoader(ds, batch_size=cfg.data.eval_batch_size or cfg.data.batch_size,
-                        num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
-    metrics = evaluate(loaded.model, loader, device, args.amp, progress=True, desc="eval")
-    result = {"source": loaded.source, "dataset": cfg.data.dataset, "root": cfg.data.root,
-              "split": cfg.data.val_split, "ema": bool(args.ema), "device": str(device), **metrics}
-    if args.out:
-        out = Path(args.out)
-    elif args.model is None:
-        src = Path(loaded.source)
-        out = (src.parent.parent if src.parent.name == "checkpoints" else src.parent) / "eval.json"
-    else:
-        out = Path("eval.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    result["json"] = str(out)
-    return result
+    if not any(o.startswith("data.dataset=") for o in overrides):
+        overrides = ["data.dataset=folder", *overrides]
+    cfg = load_config(overrides=overrides)
+    loaded = load_for_inference(None, args.model, args.pretrained, args.weights, device)
+    task = ClassificationTask(cfg)
+    task.load_meta({"model_name": args.model, "model_kwargs": {}, "preprocess": loaded.preprocess,
+                    "class_names": loaded.class_names})
+    ctx = Context(device, args.amp, progress=True)
+    with torch.no_grad():
+        metrics = task.evaluate(loaded.model, task.build_eval_dataset(), ctx)
+    result = {"task": "classification", "source": loaded.source, "dataset": cfg.data.dataset, "root": cfg.data.root,
+              "split": cfg.data.val_split, "device": str(device), **metrics}
+    out = target or Path("eval.json")
+    write_json(result, out)
+    return {**result, "json": str(out), "summary": task.summary(metrics), "checkpoint": loaded.source}
 
 
 def run(args: argparse.Namespace) -> int:
-    from focalnet.data import DataError, ImageLoadError
-    from focalnet.train import ConfigError
-    from focalnet.weights.loading import CheckpointError
-
     try:
         r = evaluate_checkpoint(args)
-    except (OSError, ConfigError, DataError, ImageLoadError, CheckpointError, ValueError, KeyError, ImportError) as e:
-        print(f"focalnet eval: {one_line(e)}", file=sys.stderr)
-        return 1
-    print(f"{r['source']}: top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}  "
-          f"{r['images']} images  {r['images_per_s']:.1f} images/s")
+    except config_errors() + runtime_errors() as e:
+        return fail("eval", e)
+    print(f"{r['checkpoint']}: {r['summary']}  ({r.get('images', '?')} images"
+          + (f", {r['images_per_s']:.1f} images/s)" if "images_per_s" in r else ")"))
     print(f"written: {r['json']}")
     return 0

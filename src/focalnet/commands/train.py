@@ -1,9 +1,10 @@
-"""``focalnet train``: train or fine-tune; with no arguments, the built-in digits job.
+"""``focalnet train``: train any task through the one engine; with no arguments, the built-in digits job.
 
-    focalnet train                                   # digits, small FocalNet, ~1-2 min on 2 CPU cores
+    focalnet train                                                     # digits, small FocalNet, ~2 min on 2 CPUs
     focalnet train --config configs/focalnet_tiny_srf.yaml data.root=/data/imagenet
-    focalnet train sched.epochs=30 optim.lr=1e-3 --resume auto
-    torchrun --nproc_per_node 8 -m focalnet.cli train --config configs/focalnet_tiny_srf.yaml data.root=...
+    focalnet train --config configs/detection/mask_rcnn_focalnet_synthetic_demo.yaml --out runs/det max_steps=20
+    focalnet train --out runs/det --resume auto                        # continue with the saved config
+    torchrun --nproc_per_node 8 -m focalnet train --config configs/focalnet_tiny_srf.yaml data.root=...
 """
 
 from __future__ import annotations
@@ -12,58 +13,84 @@ import argparse
 import os
 import sys
 
-from focalnet.errors import one_line
+from ._common import add_config, add_overrides, fail
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
-                        help="dotted overrides, e.g. optim.lr=1e-3 data.batch_size=128 model.name=focalnet_tiny_lrf")
-    parser.add_argument("--config", "-c", default=None, help="YAML recipe (see configs/); defaults: the digits job")
-    parser.add_argument("--resume", default=None, help="'auto' (newest checkpoint of the run) or a checkpoint path")
+    add_overrides(parser)
+    add_config(parser)
+    parser.add_argument("--out", default=None, help="run folder (sets output_dir and name); default output_dir/name")
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="continue a run: 'auto' (newest checkpoint of the run folder) or a checkpoint / run "
+                             "folder; the saved config is used and overrides are checked against it")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the final metrics to this file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from focalnet.data import DataError
-    from focalnet.train import ConfigError, NonFiniteLossError, config_to_dict, load_config, train
-    from focalnet.weights.loading import CheckpointError
-
-    overrides = list(args.overrides)
-    if args.resume:
-        overrides.append(f"resume={args.resume}")
     try:
-        cfg = load_config(args.config, overrides)
-    except ConfigError as e:
-        print(f"focalnet train: config error: {one_line(e)}", file=sys.stderr)
-        return 2
+        from ._common import resolve_train_config
+
+        cfg = resolve_train_config(args.config, list(args.overrides), args.out, args.resume)
+        if args.json and os.path.isdir(args.json):
+            from ._common import UsageError
+
+            raise UsageError(f"--json {args.json} is a folder; give a file name")
+    except Exception as e:  # noqa: BLE001 - config / usage problems: one line, exit 2
+        from ._common import config_errors, runtime_errors
+
+        if isinstance(e, config_errors() + runtime_errors()):
+            return fail("train", e)
+        raise
     if args.print_config:
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        import yaml
+
+        from focalnet.utils.config import to_dict
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
+    from focalnet.engine.loop import fit
+
     try:
-        result = train(cfg)
-    except (NonFiniteLossError, OSError, DataError, ConfigError, CheckpointError) as e:  # OSError: bad image, full disk
-        print(f"focalnet train: stopped: {one_line(e)}", file=sys.stderr)
-        return 1
+        result = fit(cfg)
+    except Exception as e:  # noqa: BLE001
+        from ._common import config_errors, runtime_errors
+
+        if isinstance(e, config_errors() + runtime_errors()):
+            return fail("train", e)
+        raise
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    m = result.metrics
-    print()
-    if result.stopped_early:
-        print(f"stopped after {result.steps} steps (max_steps); resume with: focalnet train ... --resume auto")
-    if m:
-        print(f"validation: top-1 {m['top1']:.2f}%  top-5 {m['top5']:.2f}%  loss {m['loss']:.4f}  "
-              f"({m['images']} images)")
-    print(f"trained {result.steps} steps in {result.elapsed_s:.1f} s")
-    print(f"run directory : {result.run_dir}")
-    print(f"checkpoint    : {result.checkpoint}")
-    print(f"config        : {result.config_path}")
-    print(f"metrics       : {result.metrics_jsonl} , {result.metrics_csv}")
-    if result.curve_png:
-        print(f"curve         : {result.curve_png}")
-    if result.eval_json:
-        print(f"evaluation    : {result.eval_json}")
-    print(f"next: focalnet eval --checkpoint {result.checkpoint}  |  focalnet predict IMAGE --checkpoint "
-          f"{result.checkpoint}")
+    if args.json:
+        from focalnet.engine.run import write_json
+
+        write_json({"task": result.task, "steps": result.steps, "checkpoint": str(result.checkpoint),
+                    "elapsed_s": result.elapsed_s, **result.metrics}, args.json)
+    _report(result, cfg)
     return 0
+
+
+def _report(result, cfg) -> None:
+    from focalnet.engine.registry import get_task
+
+    task = get_task(result.task)(cfg)
+    out = sys.stdout
+    print(file=out)
+    if result.stopped_early:
+        print(f"stopped after {result.steps} steps (max_steps); continue with: focalnet train --out {result.run_dir} "
+              "--resume auto", file=out)
+    if result.metrics:
+        print(f"validation: {task.summary(result.metrics)}", file=out)
+    print(f"trained {result.steps} steps in {result.elapsed_s:.1f} s", file=out)
+    print(f"run directory : {result.run_dir}", file=out)
+    print(f"checkpoint    : {result.checkpoint}", file=out)
+    if result.best_checkpoint:
+        print(f"best          : {result.best_checkpoint}", file=out)
+    print(f"config        : {result.config_path}", file=out)
+    print(f"metrics       : {result.metrics_jsonl} , {result.metrics_csv}", file=out)
+    if result.curve_png:
+        print(f"curves        : {result.curve_png}", file=out)
+    if result.eval_json:
+        print(f"evaluation    : {result.eval_json}", file=out)
+    print(f"next: focalnet eval --checkpoint {result.run_dir}  |  focalnet predict INPUT --checkpoint "
+          f"{result.run_dir}", file=out)

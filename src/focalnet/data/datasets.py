@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
-
-from focalnet.errors import FocalnetError
+from torch.utils.data import Dataset
 
 from .images import IMAGE_EXTENSIONS, ImageLoadError, load_rgb
 
@@ -39,8 +35,15 @@ __all__ = [
 ]
 
 
-class DataError(FocalnetError, ValueError):
-    """A data set is empty, mislaid or inconsistent; the message says which folder or file."""
+from focalnet.engine.data import DataError, GlobalBatchSampler, SeededDataset  # noqa: E402, F401  (re-exported)
+
+
+class SeededTransformDataset(SeededDataset):
+    """``transform`` applied to the image of each ``(image, label)`` sample, seeded from ``(seed, epoch, index)``
+    (see :class:`focalnet.engine.data.SeededDataset`)."""
+
+    def __init__(self, base: Dataset, transform: Callable | None, seed: int = 0) -> None:
+        super().__init__(base, seed, None if transform is None else (lambda s: (transform(s[0]), s[1])))
 
 
 # ------------------------------------------------------------------------------------------ built-in digits
@@ -199,93 +202,6 @@ class HFImageDataset(Dataset):
 
 
 # ------------------------------------------------------------------------------------------ determinism
-class SeededTransformDataset(Dataset):
-    """Applies ``transform`` with RNGs seeded from ``(seed, epoch, index)``.
-
-    Random augmentation then no longer depends on which worker or process loads a sample or on where a run was
-    resumed; the caller's RNG state is restored afterwards, so drop path and mixup in the training loop are not
-    disturbed when loading happens in the main process.
-    """
-
-    def __init__(self, base: Dataset, transform: Callable | None, seed: int = 0) -> None:
-        self.base, self.transform, self.seed, self.epoch = base, transform, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int):
-        img, target = self.base[i]
-        if self.transform is None:
-            return img, target
-        s = (self.seed * 1_000_003 + self.epoch * 10_007 + int(i)) % (2**31)
-        py, npy, th = random.getstate(), np.random.get_state(), torch.get_rng_state()
-        try:
-            random.seed(s)
-            np.random.seed(s)
-            torch.manual_seed(s)
-            return self.transform(img), target
-        finally:
-            random.setstate(py)
-            np.random.set_state(npy)
-            torch.set_rng_state(th)
-
-
-class GlobalBatchSampler(Sampler[list[int]]):
-    """Yields this process's micro-batches so that every optimizer step sees the same *global* batch whatever
-    the number of processes or accumulation steps.
-
-    Per epoch, the indices are permuted with a generator seeded by ``seed + epoch``; consecutive blocks of
-    ``batch_size * world_size * accum_steps`` indices form one optimizer step; micro-step ``m`` of rank ``r`` gets
-    the ``(m * world_size + r)``-th slice of ``batch_size``. The incomplete last step is dropped (as the original
-    did with ``drop_last=True``). ``start`` skips micro-batches already consumed before a mid-epoch resume.
-    """
-
-    def __init__(
-        self,
-        n: int,
-        batch_size: int,
-        world_size: int = 1,
-        rank: int = 0,
-        accum_steps: int = 1,
-        seed: int = 0,
-        shuffle: bool = True,
-    ) -> None:
-        self.n, self.batch_size, self.world_size, self.rank = n, batch_size, world_size, rank
-        self.accum_steps, self.seed, self.shuffle = accum_steps, seed, shuffle
-        self.epoch, self.start = 0, 0
-        self.global_batch = batch_size * world_size * accum_steps
-        if n < self.global_batch:
-            raise DataError(
-                f"the training set has {n} images, fewer than one global batch of {self.global_batch} "
-                f"(data.batch_size={batch_size} x {world_size} processes x optim.accum_steps={accum_steps})"
-            )
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.n // self.global_batch
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch * self.accum_steps - self.start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        b = self.batch_size
-        for m in range(self.start, self.steps_per_epoch * self.accum_steps):
-            step, micro = divmod(m, self.accum_steps)
-            off = step * self.global_batch + (micro * self.world_size + self.rank) * b
-            yield order[off : off + b]
-
-
 # ------------------------------------------------------------------------------------------ factory
 def build_datasets(data_cfg, seed: int = 0) -> tuple[Dataset, Dataset, list[str]]:
     """``(train, val, class_names)`` for ``data_cfg`` (a :class:`focalnet.train.config.DataConfig`)."""

@@ -81,19 +81,12 @@ def _fit(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.astype(img.dtype)
 
 
-def make_scene(
-    rng: np.random.Generator,
-    size: tuple[int, int] = (128, 128),
-    max_objects: int = 3,
-    scale: tuple[float, float] = (0.25, 0.6),
-    min_visible: float = 0.4,
-) -> Scene:
-    """One scene of ``size`` (H, W) with 1..max_objects objects (at least one is always visible)."""
+def _texture(rng: np.random.Generator, H: int, W: int, index: int | None = None) -> np.ndarray:
+    """A randomly tinted, cropped and flipped texture as (H, W, 3) float32 in 0..255 (``index`` picks it)."""
     from skimage.transform import resize
 
-    objects, textures = _sources()
-    H, W = size
-    tex = textures[rng.integers(len(textures))].astype(np.float32) / 255.0
+    _, textures = _sources()
+    tex = textures[rng.integers(len(textures)) if index is None else index].astype(np.float32) / 255.0
     th, tw = tex.shape
     crop = max(H, W)
     y0, x0 = rng.integers(0, th - min(th, crop) + 1), rng.integers(0, tw - min(tw, crop) + 1)
@@ -102,9 +95,22 @@ def make_scene(
     image = (tex[..., None] * tint * 255).astype(np.float32)
     if rng.random() < 0.5:
         image = image[:, ::-1]
+    return image
 
+
+def _paste_objects(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    n: int,
+    scale: tuple[float, float],
+    min_visible: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paste ``n`` random objects into ``image`` (in place); visible masks, labels and xyxy boxes of those kept."""
+    from skimage.transform import resize
+
+    objects, _ = _sources()
+    H, W = image.shape[:2]
     masks, labels, areas = [], [], []
-    n = int(rng.integers(1, max_objects + 1))
     for _ in range(n):
         rgb, mask, label = objects[rng.integers(len(objects))]
         s = rng.uniform(*scale) * min(H, W)
@@ -136,8 +142,23 @@ def make_scene(
     for k, m in enumerate(masks):
         ys, xs = np.nonzero(m)
         boxes[k] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return masks, labels, boxes
+
+
+def make_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int] = (128, 128),
+    max_objects: int = 3,
+    scale: tuple[float, float] = (0.25, 0.6),
+    min_visible: float = 0.4,
+) -> Scene:
+    """One scene of ``size`` (H, W) with 1..max_objects objects (at least one is always visible)."""
+    H, W = size
+    image = _texture(rng, H, W)
+    n = int(rng.integers(1, max_objects + 1))
+    masks, labels, boxes = _paste_objects(rng, image, n, scale, min_visible)
     scene = Scene(np.ascontiguousarray(image.clip(0, 255).astype(np.uint8)), masks, labels, boxes)
-    if len(keep) == 0:  # everything got occluded: draw again (rare)
+    if len(labels) == 0:  # everything got occluded: draw again (rare)
         return make_scene(rng, size, max_objects, scale, min_visible)
     return scene
 
@@ -146,3 +167,68 @@ def make_scenes(n: int, seed: int = 0, size: tuple[int, int] = (128, 128), **kwa
     """``n`` reproducible scenes: the same seed always gives the same scenes."""
     rng = np.random.default_rng(seed)
     return [make_scene(rng, size, **kwargs) for _ in range(n)]
+
+
+# Panoptic scenes: the three objects are "things" (countable, one segment per object) and the four textures are
+# "stuff" (amorphous regions, one segment per texture class and image). Ids continue after CATEGORIES.
+STUFF_CATEGORIES: list[dict] = [
+    {"id": 4, "name": "brick"},
+    {"id": 5, "name": "grass"},
+    {"id": 6, "name": "gravel"},
+    {"id": 7, "name": "moon"},
+]
+
+
+@dataclass
+class PanopticScene:
+    image: np.ndarray  # (H, W, 3) uint8
+    masks: np.ndarray  # (N, H, W) bool, visible part of each thing
+    labels: np.ndarray  # (N,) int64, thing category ids (CATEGORIES)
+    boxes: np.ndarray  # (N, 4) float32, xyxy
+    stuff: np.ndarray  # (H, W) int64, the stuff category id (STUFF_CATEGORIES) under every pixel
+
+    def segments(self) -> list[tuple[np.ndarray, int, bool]]:
+        """Every non-empty visible segment as ``(mask, category_id, isthing)``: stuff regions (minus the things
+        covering them) first, then one per thing. Together they tile the image exactly once."""
+        covered = self.masks.any(0) if len(self.masks) else np.zeros(self.stuff.shape, bool)
+        out = []
+        for cid in np.unique(self.stuff):
+            m = (self.stuff == cid) & ~covered
+            if m.any():
+                out.append((m, int(cid), False))
+        out.extend((m, int(lab), True) for m, lab in zip(self.masks, self.labels))
+        return out
+
+
+def make_panoptic_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int] = (128, 128),
+    min_objects: int = 2,
+    max_objects: int = 4,
+    scale: tuple[float, float] = (0.2, 0.45),
+    min_visible: float = 0.4,
+) -> PanopticScene:
+    """A scene of ``size`` (H, W): two different textures (stuff) split by a random straight boundary, each
+    covering at least a fifth of the image, with ``min_objects..max_objects`` objects (things) pasted on top."""
+    H, W = size
+    a, b = rng.choice(len(STUFF_CATEGORIES), size=2, replace=False)
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    while True:  # a random line through a point near the centre
+        theta = rng.uniform(0, np.pi)
+        cy, cx = rng.uniform(0.3, 0.7) * H, rng.uniform(0.3, 0.7) * W
+        side = (yy - cy) * np.cos(theta) - (xx - cx) * np.sin(theta) > 0
+        if 0.2 <= side.mean() <= 0.8:
+            break
+    image = np.where(side[..., None], _texture(rng, H, W, int(b)), _texture(rng, H, W, int(a)))
+    stuff = np.where(side, STUFF_CATEGORIES[b]["id"], STUFF_CATEGORIES[a]["id"]).astype(np.int64)
+    n = int(rng.integers(min_objects, max_objects + 1))
+    masks, labels, boxes = _paste_objects(rng, image, n, scale, min_visible)
+    if len(labels) == 0:
+        return make_panoptic_scene(rng, size, min_objects, max_objects, scale, min_visible)
+    return PanopticScene(np.ascontiguousarray(image.clip(0, 255).astype(np.uint8)), masks, labels, boxes, stuff)
+
+
+def make_panoptic_scenes(n: int, seed: int = 0, size: tuple[int, int] = (128, 128), **kwargs) -> list[PanopticScene]:
+    """``n`` reproducible panoptic scenes (same seed, same scenes)."""
+    rng = np.random.default_rng(seed)
+    return [make_panoptic_scene(rng, size, **kwargs) for _ in range(n)]

@@ -1,10 +1,14 @@
-"""Training, evaluation and prediction: typed configs, a resumable distributed engine, atomic checkpoints.
+"""Classification training: the typed config of the classification task, its model / optimizer factories and
+inference helpers. The loop itself is the shared engine (:mod:`focalnet.engine`); ``train`` is its ``fit``.
 
     from focalnet.train import load_config, train
     result = train(load_config(overrides=["sched.epochs=5"]))   # the built-in digits job, shortened
 """
 
-from .checkpoint import CheckpointSaveError, find_latest, load_checkpoint, save_checkpoint
+from focalnet.engine.checkpoint import CheckpointSaveError, find_latest, load_checkpoint, save_checkpoint
+from focalnet.engine.loop import NonFiniteLossError, TrainResult
+from focalnet.engine.loop import fit as train
+
 from .config import (
     AugConfig,
     ConfigError,
@@ -19,7 +23,6 @@ from .config import (
     load_config,
     save_config,
 )
-from .engine import NonFiniteLossError, TrainResult, evaluate, train
 
 __all__ = [
     "AugConfig",
@@ -35,7 +38,6 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
-    "evaluate",
     "find_latest",
     "load_checkpoint",
     "load_config",

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from focalnet.engine.config import RunConfig, validate_run
+from focalnet.engine.config import save_config as _save_config
 from focalnet.utils.config import ConfigError, from_dict, read_yaml
 from focalnet.utils.config import apply_overrides as _apply
 from focalnet.utils.config import to_dict as config_to_dict
@@ -28,6 +29,7 @@ __all__ = [
     "OptimConfig",
     "ScheduleConfig",
     "TrainConfig",
+    "ClassificationConfig",
     "load_config",
     "apply_overrides",
     "config_from_dict",
@@ -48,8 +50,6 @@ class ModelConfig:
     pretrained: str | None = None  # "true"/a weights tag/a local file or URL to fine-tune from
     head: str = "auto"  # auto | reset | keep | in22k_to_in1k: what happens to the pretrained classifier
     num_classes: int | None = None  # None: the number of classes of the data set
-    channels_last: bool = False
-    compile: bool = False
     grad_checkpointing: bool = False
 
 
@@ -132,43 +132,25 @@ class ScheduleConfig:
 
 
 @dataclass
-class TrainConfig:
-    """A whole training run."""
+class TrainConfig(RunConfig):
+    """A whole classification run: the engine's top-level keys (:class:`~focalnet.engine.config.RunConfig`) plus
+    the task's sections."""
 
-    name: str = "digits"
-    output_dir: str = "runs"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
-    # Intra-op CPU threads per process (0: PyTorch's default). Small models on a shared CPU run fastest with 1:
-    # on the 2-core build machine under load, a digits step took 0.56 s with 1 thread and 4.5 s with 2.
-    threads: int = 1
-    amp: str = "none"  # none | bf16 | fp16 (fp16 uses a gradient scaler)
-    ema: bool = False
-    ema_decay: float = 0.9998
-    eval_every: int = 1  # epochs
-    save_every_steps: int = 0  # 0: at the end of every epoch only
-    keep_checkpoints: int = 2
-    log_every: int = 10  # optimizer steps
-    max_steps: int | None = None  # stop (and checkpoint) after this many optimizer steps
-    resume: str | None = None  # auto | a checkpoint path
-    deterministic: bool = False
-    progress: bool = True
-    tensorboard: bool = True  # when installed
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
 
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
+
+ClassificationConfig = TrainConfig
 
 
 # ---------------------------------------------------------------------------------------------- conversions
 def config_from_dict(data: dict[str, Any] | None) -> TrainConfig:
     """Build a :class:`TrainConfig` from a (possibly partial, nested) dict; unknown keys raise ConfigError."""
     cfg = from_dict(TrainConfig, data or {})
+    validate_run(cfg)
     validate(cfg)
     return cfg
 
@@ -188,19 +170,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     return apply_overrides(cfg, overrides or [])
 
 
-def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
-    import yaml
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+def save_config(cfg: TrainConfig, path: str | os.PathLike):
+    return _save_config(cfg, path)
 
 
 _CHOICES = {
-    "amp": ("none", "bf16", "fp16"),
     "data.bad_images": ("skip", "error"),
     "model.head": ("auto", "reset", "keep", "in22k_to_in1k"),
 }
@@ -227,3 +201,52 @@ def validate(cfg: TrainConfig) -> None:
     ds = cfg.data.dataset
     if not (ds in ("digits", "folder") or ds.startswith("hf:")):
         raise ConfigError(f"data.dataset={ds!r}: use digits, folder or hf:<name>")
+    _check_numbers(cfg)
+    _check_model(cfg)
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    o, s, d = cfg.optim, cfg.sched, cfg.data
+    if not o.lr > 0:
+        raise ConfigError(f"optim.lr must be > 0, got {o.lr}")
+    if o.base_batch_size < 1:
+        raise ConfigError("optim.base_batch_size must be >= 1")
+    if o.weight_decay < 0 or s.warmup_lr < 0 or s.min_lr < 0 or s.warmup_epochs < 0:
+        raise ConfigError("optim.weight_decay, sched.warmup_lr, sched.min_lr and sched.warmup_epochs must be >= 0")
+    if o.clip_grad is not None and o.clip_grad < 0:
+        raise ConfigError(f"optim.clip_grad must be >= 0 (or null), got {o.clip_grad}")
+    if len(d.mean) != 3 or len(d.std) != 3:
+        raise ConfigError("data.mean and data.std need three values (R, G, B)")
+    if any(v == 0 for v in d.std):
+        raise ConfigError(f"data.std={d.std}: a standard deviation of 0 divides by zero; use e.g. [0.5, 0.5, 0.5]")
+    if d.eval_batch_size is not None and d.eval_batch_size < 1:
+        raise ConfigError("data.eval_batch_size must be >= 1")
+    if d.num_workers < 0:
+        raise ConfigError("data.num_workers must be >= 0")
+    if not 0 < d.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+    if cfg.model.drop_path_rate is not None and not 0 <= cfg.model.drop_path_rate < 1:
+        raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {cfg.model.drop_path_rate}")
+    if cfg.model.num_classes is not None and cfg.model.num_classes < 1:
+        raise ConfigError(f"model.num_classes must be >= 1, got {cfg.model.num_classes}")
+    from timm.optim import list_optimizers
+    from timm.scheduler.scheduler_factory import create_scheduler_v2  # noqa: F401  (timm is there)
+
+    if o.name.lower() not in set(list_optimizers()):
+        import difflib
+
+        close = difflib.get_close_matches(o.name.lower(), list_optimizers(), n=1)
+        raise ConfigError(f"optim.name={o.name!r} is not a known optimizer"
+                          + (f"; did you mean {close[0]!r}?" if close else "; e.g. adamw, sgd, lamb"))
+    if s.name not in _SCHEDULERS:
+        raise ConfigError(f"sched.name={s.name!r} is not one of {', '.join(_SCHEDULERS)}")
+
+
+_SCHEDULERS = ("cosine", "tanh", "step", "multistep", "plateau", "poly", "none")
+
+
+def _check_model(cfg: TrainConfig) -> None:
+    """The model name, its constructor kwargs and the input size, checked against the registry (no weights built)."""
+    from focalnet.models.registry import check_model_kwargs
+
+    check_model_kwargs(cfg.model.name, dict(cfg.model.kwargs), cfg.data.img_size, key="model")

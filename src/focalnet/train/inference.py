@@ -34,7 +34,7 @@ class Loaded:
 
 def resolve_checkpoint(path: str | os.PathLike | None, default_run: str = "runs/digits") -> Path:
     """A checkpoint file, or the newest checkpoint of a run directory (default: the built-in job's run)."""
-    from .checkpoint import find_latest
+    from focalnet.engine.checkpoint import find_latest
 
     p = Path(path) if path else Path(default_run)
     if p.is_dir():
@@ -77,7 +77,7 @@ def load_for_inference(
     from focalnet.weights.loading import check_finite
 
     if model_name is None:
-        from .checkpoint import load_checkpoint
+        from focalnet.engine.checkpoint import load_checkpoint
 
         path = resolve_checkpoint(checkpoint)
         ck = load_checkpoint(path)

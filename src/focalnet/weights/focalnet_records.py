@@ -99,12 +99,18 @@ for _v, (_file, _top1) in _ISO.items():
         )
     )
 
+# The L-fl4 file is also mirrored, byte for byte, on the Hugging Face hub (the FocalNet-DINO backbone init);
+# its SHA-256 is published there (spec "FocalNet-DINO", 478,697,063 bytes).
+_HF_SAME_FILE = {"focalnet_large_fl4": "hf://microsoft/focalnet-large-lrf-fl4/focalnet_large_lrf_384_fl4.pth"}
+_SHA256 = {"focalnet_large_fl4": "4d14fe47c7d7138e911be356ff8170d316d2918af7c504c914c2f88ffb16465b"}
+
 for _v, _file in _IN22K_384.items():
     register_weights(
         WeightsRecord(
             variant=_v,
             tag="ms_in22k",
-            urls=(_GH + _file,),
+            urls=(_GH + _file,) + ((_HF_SAME_FILE[_v],) if _v in _HF_SAME_FILE else ()),
+            sha256=_SHA256.get(_v),
             file_name=_file,
             num_classes=21842,
             label_set="imagenet-22k",
@@ -138,3 +144,5 @@ for _v, _file in _IN22K_224.items():
             + ". A third-party copy of the original file (xiuqhou/FocalNet) is not fetched automatically.",
         )
     )
+
+from . import dino_records  # noqa: E402,F401  (the released FocalNet-DINO detectors)

@@ -34,6 +34,7 @@ __all__ = [
     "restore_rng",
     "prune_checkpoints",
     "clean_stale_temp_files",
+    "best_path",
 ]
 
 FORMAT_VERSION = 1
@@ -226,3 +227,8 @@ def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
             p.unlink()
         except OSError as e:
             _logger.warning("could not delete old checkpoint %s: %s", p, e)
+
+
+def best_path(directory: str | os.PathLike) -> Path:
+    """Where the best checkpoint so far is kept (never pruned)."""
+    return Path(directory) / "best.pt"

@@ -15,7 +15,8 @@ import torch.distributed as dist
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "all_reduce_sum", "barrier"]
+__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "all_reduce_sum", "barrier",
+           "broadcast_object", "all_gather_object"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,25 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks this process's CUDA device if there is one, else the CPU."""
+    """``auto`` picks this process's CUDA device if there is one, else the CPU. A device that is not there is a
+    :class:`~focalnet.utils.config.ConfigError` (one line, before any work)."""
+    from focalnet.utils.config import ConfigError
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device={name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but CUDA is not available on this machine; use device=cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s) are present")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device={name!r} but MPS is not available on this machine; use device=cpu or auto")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     return dev
@@ -74,3 +88,20 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank."""
+    if dist.is_available() and dist.is_initialized():
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+
+def all_gather_object(obj) -> list:
+    if dist.is_available() and dist.is_initialized():
+        out: list = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]

@@ -1,0 +1,148 @@
+"""Using a finished (or running) run folder: find its checkpoint, task and config; evaluate; predict.
+
+``focalnet eval --checkpoint RUN_DIR_OR_FILE`` and ``focalnet predict ... --checkpoint ...`` work for every task
+because a checkpoint carries its task name, resolved config and the task's ``meta``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from focalnet.utils.config import ConfigError, apply_overrides, from_dict
+
+from .checkpoint import find_latest, load_checkpoint
+from .distributed import resolve_device
+from .registry import get_task
+from .task import Context, Task
+
+_logger = logging.getLogger(__name__)
+
+__all__ = ["LoadedRun", "find_checkpoint", "load_run", "evaluate_run", "predict_run", "write_json"]
+
+
+@dataclass
+class LoadedRun:
+    task: Task
+    model: nn.Module
+    cfg: Any
+    checkpoint: Path
+    step: int
+    ctx: Context
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the newest ``checkpoint-*.pt`` of a run folder (or its ``checkpoints/``)."""
+    p = Path(path)
+    if p.is_dir():
+        found = find_latest(p / "checkpoints") or find_latest(p)
+        if found is None and (p / "checkpoints" / "best.pt").is_file():
+            found = p / "checkpoints" / "best.pt"
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in {p} (train first: focalnet train --out {p})")
+        return found
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} is not a regular file")
+    return p
+
+
+def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device: str = "auto", amp: str = "none",
+             use_ema: bool = False, allowed: tuple[str, ...] | None = None) -> LoadedRun:
+    """Rebuild the model of a checkpoint with its own config (+ ``overrides`` of data / evaluation keys) in eval
+    mode on ``device``."""
+    ckpt_path = find_checkpoint(path)
+    ck = load_checkpoint(ckpt_path, map_location="cpu")
+    task_name = ck.get("task", "classification")
+    task_cls = get_task(task_name)
+    data = ck.get("config") or {}
+    overrides = list(overrides or [])
+    if allowed is not None:
+        bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(allowed)]
+        if bad:
+            raise ConfigError(f"only {', '.join(k + '*' for k in allowed)} can be changed here, not: {', '.join(bad)}")
+    data = apply_overrides(json.loads(json.dumps(data)), overrides, task_cls.config_class)
+    cfg = from_dict(task_cls.config_class, data)
+    task_cls.validate_config(cfg)
+    dev = resolve_device(device)
+    if cfg.threads > 0 and not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(cfg.threads)
+    task = task_cls(cfg)
+    task.load_meta(ck.get("meta") or {})
+    model = task.build_model()
+    state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
+    if use_ema and ck.get("ema") is None:
+        raise ConfigError(f"{ckpt_path} has no EMA weights (the run was trained with ema=false)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        from focalnet.weights.loading import CheckpointError
+
+        raise CheckpointError(f"{ckpt_path}: the weights do not fit the model its config describes "
+                              f"({str(e).splitlines()[0]})") from None
+    from focalnet.weights.loading import check_finite
+
+    check_finite(model, ckpt_path)
+    model = model.to(dev).eval()
+    ctx = Context(dev, amp, False, progress=True)
+    return LoadedRun(task, model, cfg, ckpt_path, int(ck.get("step", 0)), ctx)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Atomically write ``obj`` as JSON (refusing a folder as the target); ``-`` prints it to stdout."""
+    if str(path) == "-":
+        print(json.dumps(obj, indent=2, default=str))
+        return Path("-")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name for the JSON output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _run_dir_of(ckpt: Path) -> Path:
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def evaluate_run(path: str | os.PathLike, overrides: list[str] | None = None, device: str = "auto",
+                 amp: str = "none", use_ema: bool = False, json_path: str | os.PathLike | None = None
+                 ) -> dict[str, Any]:
+    """Metrics of a checkpoint on its config's evaluation data; written to ``json_path`` (default: ``eval.json``
+    in the run folder). Returns the metrics plus ``task``, ``checkpoint``, ``step`` and ``json``."""
+    run = load_run(path, overrides, device, amp, use_ema)
+    dataset = run.task.build_eval_dataset()
+    with torch.no_grad():
+        metrics = run.task.evaluate(run.model, dataset, run.ctx)
+    result = {"task": run.cfg.task, "checkpoint": str(run.checkpoint), "step": run.step, "ema": use_ema,
+              "device": str(run.ctx.device), **metrics}
+    out = Path(json_path) if json_path else _run_dir_of(run.checkpoint) / "eval.json"
+    write_json(result, out)
+    result["json"] = str(out)
+    result["summary"] = run.task.summary(metrics)
+    return result
+
+
+def predict_run(path: str | os.PathLike, inputs: list[str], overrides: list[str] | None = None,
+                device: str = "auto", out_dir: str | os.PathLike | None = None, use_ema: bool = False,
+                options: dict[str, Any] | None = None) -> tuple[Task, list[dict[str, Any]]]:
+    """The task's predictions for ``inputs`` (one result per input); pictures go to ``out_dir``."""
+    run = load_run(path, overrides, device, "none", use_ema)
+    out = Path(out_dir) if out_dir else None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"--out {out} is a file; give a folder for the pictures")
+        out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        results = run.task.predict(run.model, list(inputs), run.ctx, out, dict(options or {}))
+    return run.task, results
