@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import UsageError
+
 __all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "create_model", "model_specs",
            "check_model_kwargs"]
 
@@ -69,18 +71,32 @@ def model_specs() -> dict[str, ModelSpec]:
     return dict(_REGISTRY)
 
 
+class UnknownModelError(UsageError, KeyError):
+    """A model name that is not registered (a KeyError, as before, and a usage error: exit code 2)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_spec(name: str) -> ModelSpec:
     _ensure_loaded()
     try:
         return _REGISTRY[name]
-    except KeyError:
-        close = [n for n in _REGISTRY if name.split("_")[0] in n] or sorted(_REGISTRY)
-        raise KeyError(f"unknown model {name!r}; known models include: {', '.join(sorted(close)[:20])}") from None
+    except (KeyError, TypeError):
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(close)}?" if close
+                else f"known models include: {', '.join(sorted(_REGISTRY)[:12])} ... (`focalnet models` lists all)")
+        raise UnknownModelError(f"unknown model {name!r}; {hint}") from None
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Names of registered variants matching a shell-style ``pattern`` (e.g. ``"focalnet_*_lrf"``)."""
     _ensure_loaded()
+    families = sorted({s.family for s in _REGISTRY.values()})
+    if family is not None and family not in families:
+        raise UsageError(f"unknown model family {family!r}; choose from {', '.join(families)}")
     return sorted(
         n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
     )
