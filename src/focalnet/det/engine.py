@@ -112,9 +112,9 @@ def train(cfg: DetConfig, progress: bool = False) -> dict[str, Any]:
     paths = resolve_data(cfg)
     if not paths["train_ann"]:
         raise DatasetError("no training data: set data.train_images/train_ann or data.synthetic")
-    needs_masks = cfg.model.arch == "mask_rcnn"
+    needs_masks = cfg.model.arch in ("mask_rcnn", "cascade_mask_rcnn")
     train_set = CocoDetection(paths["train_images"], paths["train_ann"], train=True, hflip=cfg.data.hflip,
-                              masks=needs_masks)
+                              masks=needs_masks, keep_empty=cfg.data.keep_empty)
     val_set = (CocoDetection(paths["val_images"], paths["val_ann"], masks=False, cat_ids=train_set.cat_ids)
                if paths.get("val_ann") else None)
     model = build_model(cfg.model, train_set.num_classes).to(device)

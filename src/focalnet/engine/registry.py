@@ -20,6 +20,7 @@ __all__ = ["TASKS", "register_task", "get_task", "task_names"]
 TASKS: dict[str, str] = {
     "classification": "focalnet.tasks.classification:ClassificationTask",
     "dino": "focalnet.tasks.dino:DinoTask",
+    "mask2former": "focalnet.tasks.mask2former:Mask2FormerTask",
 }
 
 

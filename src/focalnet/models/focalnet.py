@@ -253,7 +253,7 @@ class PatchEmbed(nn.Module):
         if pad:
             # Padding unconditionally (a zero pad is a plain copy) keeps the graph free of a branch on the input
             # size, so torch.export can trace one program for every size.
-            H, W = x.shape[-2:]
+            H, W = x.shape[-2], x.shape[-1]  # no tuple unpacking: stays FX-traceable
             x = F.pad(x, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
         x = self.proj(x).permute(0, 2, 3, 1)  # (B, H', W', C)
         if self.norm is not None:
@@ -368,9 +368,7 @@ class FocalNet(HierarchicalClassifier):
             )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.feature_info = [
-            {"num_chs": embed_dims[i], "reduction": patch_size * 2**i, "module": f"layers.{i}"} for i in range(n)
-        ]
+        self.feature_info = self._feature_info()
         self.apply(_init_weights)  # leaves the layer-scale gammas at layerscale_value
         self.set_grad_checkpointing(use_checkpoint)
 
