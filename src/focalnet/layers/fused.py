@@ -32,9 +32,14 @@ def _available() -> bool:
         return False
 
 
+def _fx_tracing() -> bool:
+    fx = torch.fx._symbolic_trace
+    # is_fx_symbolic_tracing: the same test without is_fx_tracing's deprecation warning (torch >= 2.9)
+    return fx.is_fx_symbolic_tracing() if hasattr(fx, "is_fx_symbolic_tracing") else fx.is_fx_tracing()
+
+
 def _tracing() -> bool:
-    return (torch.fx._symbolic_trace.is_fx_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing()
-            or torch.jit.is_scripting())
+    return _fx_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
 def fusable(x: torch.Tensor) -> bool:
