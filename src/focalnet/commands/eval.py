@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         r = evaluate_checkpoint(args)
     except config_errors() + runtime_errors() as e:
         return fail("eval", e)
-    print(f"{r['checkpoint']}: {r['summary']}  ({r.get('images', '?')} images"
-          + (f", {r['images_per_s']:.1f} images/s)" if "images_per_s" in r else ")"))
+    speed = f"  {r['images_per_s']:.1f} images/s" if "images_per_s" in r else ""
+    print(f"{r['checkpoint']}: {r['summary']}{speed}")
     print(f"written: {r['json']}")
     return 0

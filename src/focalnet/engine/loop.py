@@ -439,8 +439,10 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
                     last_ckpt = ckpt.save(step, epoch, micro, last_metrics) or last_ckpt
                 elif cfg.save_every_steps and step % cfg.save_every_steps == 0:
                     last_ckpt = ckpt.save(step, epoch, micro) or last_ckpt
-            if stopped_early:
-                last_ckpt = ckpt.save(step, epoch, micro) or last_ckpt
+            if stopped_early:  # max_steps: evaluate what there is, checkpoint the position, stop
+                if evaluated_at != step:
+                    last_metrics, evaluated_at = evaluate(epoch), step
+                last_ckpt = ckpt.save(step, epoch, micro, last_metrics) or last_ckpt
                 break
             finished_epoch = micro == steps_per_epoch * accum
             # eval_every_steps > 0 replaces the per-epoch evaluation (iteration-based recipes); the end always counts
