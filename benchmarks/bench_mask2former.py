@@ -76,6 +76,7 @@ def main() -> None:
     print(f"Mask2Former inference, fp32 CPU, {a.threads} threads, batch {a.batch} at {a.size}x{a.size}, "
           f"{a.rounds} rounds\n")
     print(format_table(rows))
+    print("\n" + ", ".join(f"{r['label']}: {a.batch / r['median_s']:.3f} images/s" for r in rows))
     print("\n| model | params (M) | backbone params (M) | peak memory, forward (MiB) | of which activations (MiB) |")
     print("|---|---|---|---|---|")
     for k, m in models.items():

@@ -99,3 +99,39 @@ def test_cli_benchmark_small_run(capsys):
 def test_cli_benchmark_bad_input(argv, message):
     with pytest.raises(SystemExit, match=message):
         cli_main(["benchmark", *argv])
+
+
+def test_iqr_stays_within_measured_times():
+    """With 2 rounds the 'exclusive' quartiles extrapolate below the fastest round (a negative time); ours do not."""
+    from focalnet.utils.benchmark import TimingResult
+
+    for times in ([0.1, 1.0], [0.5, 0.6, 3.0], [2.0]):
+        lo, hi = TimingResult("a", times, 1).spread
+        assert min(times) <= lo <= hi <= max(times)
+
+
+def test_cli_benchmark_json_records(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("timm")
+    out = tmp_path / "bench.json"
+    rc = cli_main(["benchmark", "--batch", "1", "--size", "64", "--rounds", "2", "--warmup", "0", "--compare", "timm",
+                   "--threads", "1", "--backward", "--bf16", "--exact", "--predictor", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "-0." not in text  # no negative time in the IQR columns
+    records = json.loads(out.read_text())
+    names = [r["name"] for r in records]
+    assert names[0] == "ours" and "timm" in names and "timm bf16 autocast" in names
+    assert any(n.startswith("ours Predictor") for n in names) and "ours exact (unfused)" in names
+    for r in records:
+        assert r["forward_median_s"] > 0 and r["peak_mem_mb"] > 0
+        assert r["settings"]["batch"] == 1 and r["settings"]["size"] == 64
+        assert "torch" in r["machine"] and "cpu" in r["machine"]
+        lo, hi = r["forward_iqr_s"]
+        assert 0 < lo <= hi
+        if r["name"].startswith("ours Predictor"):
+            assert r["train_step_median_s"] is None  # an inference path: not timed as a training step
+        else:
+            assert r["train_step_median_s"] > 0
+    assert next(r for r in records if r["name"] == "ours")["forward_time_vs_ours"] == 1.0

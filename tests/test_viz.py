@@ -511,3 +511,154 @@ def test_gif_timing_letterbox_and_frame_labels(tmp_path):
         assert im.info["duration"] == 100 and im.size == (60, 40)
     with pytest.raises(ValueError, match="fps"):
         write_animation([wide], tmp_path / "c.gif", fps=0)
+
+
+# ------------------------------------------------------------------------------------------------- dense models
+def _tiny_detector():
+    pytest.importorskip("torchvision")
+    from focalnet.det.models import build_detector
+
+    torch.manual_seed(0)
+    return build_detector("mask_rcnn", "focalnet_tiny_srf", num_classes=3, focal_windows=3,
+                          backbone_overrides=dict(embed_dim=16, depths=[1, 1, 2, 1]), fpn_channels=16,
+                          min_size=64, max_size=64, box_head_dim=32, mask_head_dims=(16,)).eval()
+
+
+def test_backbone_inside_a_detector_checkpoint_gives_the_same_maps(tmp_path):
+    from focalnet.viz.dense import backbone_from_checkpoint
+
+    det = _tiny_detector()
+    path = tmp_path / "last.pt"
+    torch.save({"format": "focalnet.detect/1", "model": det.state_dict(), "config": {"model": {"arch": "mask_rcnn"}}},
+               path)
+    dense = backbone_from_checkpoint(path)
+    assert dense.prefix == "backbone.body.body." and dense.variant is None and "last.pt" in dense.description
+    x = torch.randn(1, 3, 64, 96)
+    body = det.backbone.body.body  # FocalNetFPN -> FocalNetBackbone -> FocalNet
+    _, ref = modulation_maps(body, x, which=[(0, 0), (3, 0)])
+    _, got = modulation_maps(dense.model, x, which=[(0, 0), (3, 0)])
+    for k in ref:
+        torch.testing.assert_close(got[k].modulator, ref[k].modulator, rtol=0, atol=0)
+        torch.testing.assert_close(got[k].gates, ref[k].gates, rtol=0, atol=0)
+
+
+def test_backbone_flags_without_a_trace_come_from_the_stored_config(tmp_path):
+    from focalnet.backbones import FocalNetBackbone
+    from focalnet.viz.dense import backbone_from_checkpoint
+
+    torch.manual_seed(0)
+    body = FocalNet(embed_dim=8, depths=[1, 1, 1, 1], focal_levels=2, num_classes=0, normalize_modulator=True)
+    body.norm = torch.nn.Identity()
+    seg = torch.nn.Module()
+    seg.backbone = FocalNetBackbone(body, out_indices=(0, 1, 2, 3))
+    seg.decode = torch.nn.Conv2d(8, 3, 1)
+    x = torch.randn(1, 3, 64, 64)
+    _, ref = modulation_maps(body.eval(), x, which=[(2, 0)])
+    key = "layers.2.blocks.0.modulation"
+    for config, same in (({"model": {"backbone": {"normalize_modulator": True}}}, True), ({}, False)):
+        torch.save({"state_dict": seg.state_dict(), "config": config}, tmp_path / "seg.pt")
+        dense = backbone_from_checkpoint(tmp_path / "seg.pt")
+        assert dense.prefix == "backbone.body."
+        _, got = modulation_maps(dense.model, x, which=[(2, 0)])
+        assert torch.allclose(got[key].modulator, ref[key].modulator) == same
+    torch.save({"model": {"decode.weight": torch.zeros(3, 8, 1, 1)}}, tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="holds no FocalNet backbone"):
+        backbone_from_checkpoint(tmp_path / "none.pt")
+
+
+def test_cli_visualize_checkpoint_of_a_detector(tmp_path, capsys):
+    from PIL import Image
+
+    from focalnet.cli import main
+
+    det = _tiny_detector()
+    ckpt = tmp_path / "last.pt"
+    torch.save({"format": "focalnet.detect/1", "model": det.state_dict()}, ckpt)
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "a.png"), "--checkpoint", str(ckpt), "--size", "48", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "FocalNet backbone (custom) of last.pt" in printed.out and "random weights" not in printed.out + printed.err
+    assert (out / "a_modulation.png").stat().st_size > 1000 and (out / "kernels.png").exists()
+    assert str(np.load(out / "a_maps.npz")["weights"]) == str(ckpt)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    rc = main(["visualize", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "junk.pt"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------------- ViT comparison
+def _tiny_vit():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    return timm.models.vision_transformer.VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2,
+                                                            num_heads=2, num_classes=4).eval()
+
+
+def test_vit_cls_attention_and_rollout():
+    from focalnet.viz.vit import vit_attention
+
+    vit = _tiny_vit()
+    fused = [b.attn.fused_attn for b in vit.blocks]
+    x = torch.randn(1, 3, 32, 32)
+    att = vit_attention(vit, x)
+    assert att.cls.shape == att.rollout.shape == (4, 4) and att.patch == 8
+    assert 0 < att.cls.sum() < 1 and 0 < att.rollout.sum() <= 1 + 1e-6  # the CLS token keeps the rest
+    assert [b.attn.fused_attn for b in vit.blocks] == fused  # restored
+    with torch.no_grad():  # zero queries and keys: every token attends uniformly to all 17
+        for b in vit.blocks:
+            b.attn.qkv.weight[: 2 * 16].zero_()
+            b.attn.qkv.bias[: 2 * 16].zero_()
+    att = vit_attention(vit, x)
+    np.testing.assert_allclose(att.cls, np.full((4, 4), 1 / 17), rtol=1e-5)
+    # rollout of uniform attention: 0.5 * uniform + 0.5 * I per block; the CLS row over patches stays uniform
+    a = 0.5 * np.full((17, 17), 1 / 17) + 0.5 * np.eye(17)
+    np.testing.assert_allclose(att.rollout.ravel(), (a @ a)[0, 1:], rtol=1e-5)
+
+
+def test_cli_compare_vit_writes_the_figure(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import focalnet
+    import focalnet.viz.vit as vitmod
+    from focalnet.cli import main
+
+    monkeypatch.setattr(focalnet, "create_model", lambda name, device=None: _tiny())
+    vit = _tiny_vit()
+    monkeypatch.setattr(vitmod, "create_vit", lambda name, weights=None, device="cpu": vit)
+    Image.fromarray((np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    rc = main(["visualize", str(tmp_path / "a.png"), "--compare-vit", "vit_tiny", "--size", "32", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert (out / "a_vs_vit.png").stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------------------------------- detections
+def test_detection_labels_never_overlap_and_the_legend_names_the_classes():
+    from focalnet.viz.detections import draw_detections
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+    # eight boxes piled on one spot: the labels of a naive drawing would all sit on top of each other
+    boxes = np.array([[10 + i, 12 + i, 50 + i, 40 + i] for i in range(8)], dtype=float)
+    labels, scores = [0, 1, 2, 0, 1, 2, 0, 1], np.linspace(0.95, 0.5, 8)
+    masks = np.zeros((8, 64, 96), bool)
+    masks[:, 20:30, 20:40] = True
+    pic, placed = draw_detections(img, boxes, labels, scores, ["horse", "coin", "logo"], masks=masks,
+                                  return_label_boxes=True)
+    assert pic.dtype == np.uint8 and pic.shape[1] == 96 * 6 and pic.shape[0] > 64 * 6  # enlarged x6, + legend
+    assert 2 <= len(placed) <= 8
+    for i, a in enumerate(placed):
+        assert a[0] >= 0 and a[1] >= 0 and a[2] <= 96 * 6 and a[3] <= 64 * 6
+        for b in placed[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    legend = pic[64 * 6:]
+    assert (legend < 250).any()  # the legend strip is drawn (swatches and names)
+    from focalnet.viz.segments import class_colours
+
+    pal = class_colours(3)
+    for c in range(3):  # every class present has its swatch in the legend
+        assert (np.abs(legend.astype(int) - pal[c]).sum(-1) == 0).any()
+    empty = draw_detections(img, np.zeros((0, 4)), [], [], ["horse"], legend=True)
+    assert empty.shape[1] == 96 * 6

@@ -31,6 +31,10 @@ def __getattr__(name):  # lazy imports keep `import focalnet` (and so `focalnet 
         from . import weights
 
         return getattr(weights, name)
+    if name == "Predictor":
+        from .predictor import Predictor
+
+        return Predictor
     if name == "FocalTransformer":
         from .models.focal_transformer import FocalTransformer
 
@@ -43,6 +47,7 @@ __all__ = [
     "FocalTransformer",
     "ModelSpec",
     "ModulationMaps",
+    "Predictor",
     "create_model",
     "get_spec",
     "list_models",

@@ -19,6 +19,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="also time ours with a channels-last input")
     parser.add_argument("--bf16", action="store_true", help="also time ours under bfloat16 CPU autocast")
     parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (inductor)")
+    parser.add_argument("--exact", action="store_true",
+                        help="also time our plain fp32 ops (the fused CPU inference kernels switched off)")
+    parser.add_argument("--predictor", action="store_true",
+                        help="also time focalnet.Predictor's fast path (bf16 where native, channels-last)")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="write one JSON record per candidate (medians, IQRs, ratios, peak memory, settings, "
+                             "machine)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds per candidate")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
@@ -50,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"focalnet benchmark: {e.args[0]}") from None
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
     variants = [v for v, on in [("channels_last", args.channels_last), ("bf16", args.bf16),
-                                ("compile", args.compile)] if on]
+                                ("compile", args.compile), ("exact", args.exact), ("predictor", args.predictor)] if on]
 
     import focalnet
 
@@ -61,13 +68,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = compare_speed(args.model, args.batch, args.size, backward=args.backward, compare=compare,
                                variants=variants, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
-                               progress=progress)
+                               progress=progress, memory=bool(args.json or args.memory))
     except (ValueError, KeyError) as e:
         raise SystemExit(f"focalnet benchmark: {e}") from None
     finally:
         if bar is not None:
             bar.close()
     print(report.markdown())
+    if args.json:
+        from focalnet.utils.benchmark import write_json
+
+        try:
+            write_json(report.records(), args.json)
+        except OSError as e:
+            raise SystemExit(f"focalnet benchmark: cannot write {args.json}: {e}") from None
+        print(f"\nwritten: {args.json} ({len(report.records())} records)")
 
     if args.memory:
         x = torch.randn(args.batch, 3, args.size, args.size)

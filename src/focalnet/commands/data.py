@@ -2,6 +2,7 @@
 
     focalnet data synth coco --out data/synthetic_coco          # COCO-format instances (detection)
     focalnet data synth ade --out data/synthetic_ade            # ADE20K-layout folders (segmentation)
+    focalnet data synth panoptic --out data/synthetic_panoptic  # COCO panoptic + instances (Mask2Former)
 
 Each kind is one entry of :data:`SYNTH`: ``kind -> (module:function configuring its parser, module:function
 running it, help)``; a new writer (e.g. panoptic) adds one line there and two small functions.
@@ -18,6 +19,8 @@ SYNTH: dict[str, tuple[str, str, str]] = {
              "COCO-format instance set (scikit-image objects on textures, NOT COCO)"),
     "ade": ("focalnet.commands.data:_ade_args", "focalnet.commands.data:_ade_run",
             "ADE20K-layout semantic segmentation set (scikit-image objects, NOT ADE20K)"),
+    "panoptic": ("focalnet.commands.data_panoptic:configure", "focalnet.commands.data_panoptic:run",
+                 "COCO panoptic + instance set (objects as things, textures as stuff; NOT COCO)"),
 }
 
 

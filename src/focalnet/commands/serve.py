@@ -2,9 +2,9 @@
 
     focalnet serve --weights focalnet_tiny_srf.pth        # then open http://127.0.0.1:7860
 
-The page lets the user choose a model and one of the weights files given here (``--weights``, ``--weights-dir``),
-upload an image, and see the maps. It listens on 127.0.0.1 by default; the Flask development server is meant for
-a local demo, not for exposure on a network.
+A Gradio app (the ``serve`` extra): the user chooses a model and one of the weights files given here that fit it
+(``--weights``, ``--weights-dir``), uploads an image, GIF or video or picks a bundled example, and sees the maps.
+It listens on 127.0.0.1 by default; it is a local demo, not meant for exposure on a network.
 """
 
 from __future__ import annotations
@@ -27,13 +27,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default=None, help="offer every .pth/.pt/.bin/.safetensors in this folder")
     parser.add_argument("--size", type=int, default=224, help="shorter image side fed to the model")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is answered 503")
+    parser.add_argument("--queue-size", type=int, default=8, help="jobs that may wait; more are turned away")
+    parser.add_argument("--max-frames", type=int, default=24, help="frames read from an uploaded GIF/video")
     parser.add_argument("--device", default="cpu")
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("focalnet serve: the web demo needs Gradio: pip install 'focalnet[serve]'", file=sys.stderr)
+        return 1
     from focalnet.models.registry import list_models
-    from focalnet.viz.web import DemoConfig, create_app, default_models
+    from focalnet.viz.web import DemoConfig, UserError, create_demo, default_models, launch, scan_weights
 
     files = [Path(w) for w in args.weights]
     if args.weights_dir:
@@ -46,12 +52,22 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"focalnet serve: weights not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    weights = {f.name: str(f) for f in files}
+    if args.queue_size < 1 or args.max_frames < 1:
+        print("focalnet serve: --queue-size and --max-frames must be >= 1", file=sys.stderr)
+        return 2
     models = list_models(args.models, family="focalnet") if args.models else default_models()
     if not models:
         print(f"focalnet serve: no FocalNet matches --models {args.models!r}", file=sys.stderr)
         return 2
-    if not weights:
+    try:
+        infos = scan_weights({f.name: str(f) for f in files})
+    except UserError as e:
+        print(f"focalnet serve: {e}", file=sys.stderr)
+        return 2
+    for info in infos.values():
+        if info.variant is None:
+            print(f"WARNING: {info.path} matches no registered FocalNet variant; it is not offered.", file=sys.stderr)
+    if not files:
         print("WARNING: no --weights given: the demo offers only random weights, whose maps are not meaningful.",
               file=sys.stderr)
     try:
@@ -60,17 +76,16 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     except ValueError:
         pass
-    cfg = DemoConfig(models=models, default_model=args.model, weights=weights, image_size=args.size,
-                     max_upload_mb=args.max_upload_mb, timeout_s=args.timeout, device=args.device)
-    app = create_app(cfg)
-    from werkzeug.serving import make_server
-
-    server = make_server(args.host, args.port, app, threaded=True)
-    print(f"FocalNet demo on http://{args.host}:{server.server_port}/  (Ctrl+C to stop)", flush=True)
+    cfg = DemoConfig(models=models, default_model=args.model, weights={f.name: str(f) for f in files},
+                     image_size=args.size, max_upload_mb=args.max_upload_mb, queue_size=args.queue_size,
+                     max_frames=args.max_frames, device=args.device)
+    demo = create_demo(cfg, infos=infos)
+    print(f"FocalNet demo on http://{args.host}:{args.port}/  (Ctrl+C to stop)", flush=True)
     try:
-        server.serve_forever()
+        launch(demo, host=args.host, port=args.port, block=True, max_upload_mb=args.max_upload_mb)
     except KeyboardInterrupt:
         pass
-    finally:
-        server.server_close()
+    except OSError as e:  # port in use, address not available
+        print(f"focalnet serve: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -31,6 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or videos")
     parser.add_argument("--model", default="focalnet_tiny_srf", help="registered model name (see `focalnet models`)")
     parser.add_argument("--weights", default=None, help="checkpoint file (original/timm/HF/ours); none = random")
+    parser.add_argument("--checkpoint", default=None, metavar="RUN.pt",
+                        help="a detection/segmentation checkpoint (focalnet detect/segment train, or any file holding "
+                        "a FocalNet backbone): show the maps of the backbone inside it; --model is then not used")
+    parser.add_argument("--compare-vit", nargs="?", const="vit_small_patch16_224", default=None, metavar="TIMM_VIT",
+                        help="also write NAME_vs_vit.png: the FocalNet modulation map beside a timm ViT's attention "
+                        "(last-layer CLS attention and attention rollout) for the same image; default "
+                        "vit_small_patch16_224 with random weights unless --vit-weights is given")
+    parser.add_argument("--vit-weights", default=None, help="weights file for --compare-vit (timm state dict)")
     parser.add_argument(
         "--stages", nargs="+", default=None, metavar="S[.B]",
         help="blocks to show, numbered from 1 as in the figure titles: 'S' = last block of stage S, 'S.B' = block B "
@@ -147,7 +155,38 @@ def _focalnet_outputs(model, name: str, source, args, which, out: Path, weights:
         save_figure(modulation_figure(maps, title=f"{args.model}: modulator L2 norm"), out / f"{name}_modulation.png")
         save_figure(gates_figure(maps), out / f"{name}_gates.png")
         _save_npz(out / f"{name}_maps.npz", maps.to_npz_dict())
+    if getattr(args, "_vit", None) is not None and not args.no_figures:
+        _compare_vit(model, name, source, args, out, weights)
     return maps_frame(maps) if args.animate else maps.image
+
+
+def _compare_vit(model, name: str, source, args, out: Path, weights: str | None) -> None:
+    """NAME_vs_vit.png: FocalNet's last-stage modulation beside the ViT's CLS attention and rollout, same image."""
+    import torch
+
+    from focalnet.viz import RANDOM_WEIGHTS_NOTE, compute_maps, prepare_image, upsample_to_image
+    from focalnet.viz.figures import heatmap_figure, save_figure
+    from focalnet.viz.vit import vit_attention
+
+    vit = args._vit
+    side = int(vit.patch_embed.img_size[0])
+    prepared = prepare_image(source, size=side, square=True)  # one square picture for both networks
+    fmaps = compute_maps(model, prepared, which=[(len(model.layers) - 1, -1)], weights=weights, device=args.device)
+    att = vit_attention(vit, prepared.tensor.to(args.device))
+    H, W = prepared.size
+    up = {k: upsample_to_image(torch.from_numpy(getattr(att, k)), att.patch, (H, W)).numpy()
+          for k in ("cls", "rollout")}
+    b = fmaps.blocks[0]
+    random_parts = [p for p, r in (("FocalNet", weights is None), ("ViT", args.vit_weights is None)) if r]
+    note = f"random weights ({' and '.join(random_parts)}) - maps are not meaningful" if random_parts else ""
+    heat = {
+        f"FocalNet: |modulator|, stage {b.stage + 1} block {b.block + 1}": b.modulator_norm_up,
+        f"{args.compare_vit}: last-layer CLS attention": up["cls"],
+        f"{args.compare_vit}: attention rollout": up["rollout"],
+    }
+    fig = heatmap_figure(prepared.display, heat, meaningful=not random_parts, note=note or RANDOM_WEIGHTS_NOTE,
+                         title=f"{args.model} modulation vs. {args.compare_vit} attention, same {H}x{W} image")
+    save_figure(fig, out / f"{name}_vs_vit.png")
 
 
 def _attention_outputs(model, name: str, source, args, which, out: Path, weights: str | None) -> np.ndarray:
@@ -219,12 +258,28 @@ def run(args: argparse.Namespace) -> int:
     from focalnet.weights.loading import check_finite
 
     _check_args(args)
-    try:
-        model = focalnet.create_model(args.model, device=args.device)
-    except KeyError as e:
-        print(f"focalnet visualize: {e.args[0]}", file=sys.stderr)
+    if args.checkpoint and args.weights:
+        print("focalnet visualize: give either --weights (a classifier) or --checkpoint (a dense model), not both",
+              file=sys.stderr)
         return 2
     weights = None
+    if args.checkpoint:
+        from focalnet.viz.dense import backbone_from_checkpoint
+
+        try:
+            dense = backbone_from_checkpoint(args.checkpoint, device=args.device)
+        except ValueError as e:
+            print(f"focalnet visualize: --checkpoint: {one_line(e)}", file=sys.stderr)
+            return 2
+        model, weights = dense.model, str(args.checkpoint)
+        args.model = dense.description
+        print(f"maps of the {dense.description} (keys under {dense.prefix!r})")
+    else:
+        try:
+            model = focalnet.create_model(args.model, device=args.device)
+        except KeyError as e:
+            print(f"focalnet visualize: {e.args[0]}", file=sys.stderr)
+            return 2
     if args.weights:
         try:
             focalnet.load_weights(model, args.weights)
@@ -233,11 +288,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"focalnet visualize: cannot load --weights: {one_line(e)}", file=sys.stderr)
             return 2
         weights = str(args.weights)
-    else:
+    elif not args.checkpoint:
         print(f"WARNING: no --weights given: {args.model} has {RANDOM_WEIGHTS_NOTE}; they show the architecture, "
               "not what a trained network attends to. Figures are stamped accordingly.", file=sys.stderr)
     model.eval()
     attention = has_attention(model) and not hasattr(model, "forward_modulation")
+    args._vit = None
+    if args.compare_vit:
+        if attention:
+            print("focalnet visualize: --compare-vit needs a FocalNet (modulation maps), not a Focal Transformer",
+                  file=sys.stderr)
+            return 2
+        from focalnet.viz.vit import create_vit
+
+        try:
+            args._vit = create_vit(args.compare_vit, args.vit_weights, args.device)
+        except (RuntimeError, ValueError, OSError, KeyError) as e:
+            print(f"focalnet visualize: --compare-vit {args.compare_vit}: {one_line(e)}", file=sys.stderr)
+            return 2
     try:
         which = resolve_blocks(model, args.stages or ([(-1, -1)] if attention else None))
     except ValueError as e:

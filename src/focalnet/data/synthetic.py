@@ -81,8 +81,10 @@ def _fit(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.astype(img.dtype)
 
 
-def _texture(rng: np.random.Generator, H: int, W: int, index: int | None = None) -> np.ndarray:
-    """A randomly tinted, cropped and flipped texture as (H, W, 3) float32 in 0..255 (``index`` picks it)."""
+def _texture(rng: np.random.Generator, H: int, W: int, index: int | None = None,
+             tint: tuple[float, float, float] | None = None) -> np.ndarray:
+    """A randomly tinted, cropped and flipped texture as (H, W, 3) float32 in 0..255 (``index`` picks it; ``tint``
+    gives a base colour that is varied by +-20 % instead of a random one)."""
     from skimage.transform import resize
 
     _, textures = _sources()
@@ -91,8 +93,11 @@ def _texture(rng: np.random.Generator, H: int, W: int, index: int | None = None)
     crop = max(H, W)
     y0, x0 = rng.integers(0, th - min(th, crop) + 1), rng.integers(0, tw - min(tw, crop) + 1)
     tex = resize(tex[y0 : y0 + crop, x0 : x0 + crop], (H, W), order=1, anti_aliasing=True)
-    tint = rng.uniform(0.35, 1.0, size=3).astype(np.float32)
-    image = (tex[..., None] * tint * 255).astype(np.float32)
+    if tint is None:
+        colour = rng.uniform(0.35, 1.0, size=3).astype(np.float32)
+    else:
+        colour = (np.asarray(tint, np.float32) * rng.uniform(0.8, 1.2, size=3)).clip(0.2, 1.0).astype(np.float32)
+    image = (tex[..., None] * colour * 255).astype(np.float32)
     if rng.random() < 0.5:
         image = image[:, ::-1]
     return image
@@ -177,6 +182,9 @@ STUFF_CATEGORIES: list[dict] = [
     {"id": 6, "name": "gravel"},
     {"id": 7, "name": "moon"},
 ]
+# Each stuff texture keeps a typical colour (varied by +-20 %), as real stuff classes do (grass is green, sky blue):
+# the texture alone, randomly tinted, is too hard for the small CPU demo models to tell apart.
+_STUFF_TINTS = [(0.9, 0.45, 0.35), (0.4, 0.85, 0.35), (0.75, 0.75, 0.7), (0.45, 0.55, 0.95)]
 
 
 @dataclass
@@ -219,7 +227,8 @@ def make_panoptic_scene(
         side = (yy - cy) * np.cos(theta) - (xx - cx) * np.sin(theta) > 0
         if 0.2 <= side.mean() <= 0.8:
             break
-    image = np.where(side[..., None], _texture(rng, H, W, int(b)), _texture(rng, H, W, int(a)))
+    image = np.where(side[..., None], _texture(rng, H, W, int(b), _STUFF_TINTS[b]),
+                     _texture(rng, H, W, int(a), _STUFF_TINTS[a]))
     stuff = np.where(side, STUFF_CATEGORIES[b]["id"], STUFF_CATEGORIES[a]["id"]).astype(np.int64)
     n = int(rng.integers(min_objects, max_objects + 1))
     masks, labels, boxes = _paste_objects(rng, image, n, scale, min_visible)

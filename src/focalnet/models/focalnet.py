@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from focalnet.layers import DropPath, Mlp
+from focalnet.layers import fused as _fused
 
 from .base import HierarchicalClassifier, Stage, init_weights_original
 from .registry import ModelSpec, register_model
@@ -102,9 +103,15 @@ class FocalModulation(nn.Module):
         )
         if use_postln_in_modulation:
             self.ln = nn.LayerNorm(dim)
+        # CPU inference without autograd may use the fused oneDNN kernels of focalnet.layers.fused (conv+GELU,
+        # h+multiply by q, proj+residual); False keeps the plain ops (focalnet.Predictor's exact path).
+        self.fused_inference = True
 
-    def forward(self, x: torch.Tensor, return_maps: bool = False):
+    def forward(self, x: torch.Tensor, return_maps: bool = False, residual: torch.Tensor | None = None):
+        """``x``: (B, H, W, C) -> (B, H, W, C). With ``residual``, returns ``residual + output`` (one fused pass
+        on the CPU inference path)."""
         C, L = self.dim, self.focal_level
+        fused = self.fused_inference and not self.training and _fused.fusable(x)
         q, ctx, gates = self.f(x).split((C, C, L + 1), dim=-1)  # (B,H,W,C), (B,H,W,C), (B,H,W,L+1)
 
         # NCHW view with channels-last memory: the depthwise convs read it without a layout round trip.
@@ -114,7 +121,9 @@ class FocalModulation(nn.Module):
         # product, a sum and two fresh tensors. Autograd allows it: mul/addcmul save their factors, not ctx_all.
         ctx_all = None
         for level, layer in enumerate(self.focal_layers):
-            ctx = layer(ctx)  # each level refines the previous one: hierarchical contextualisation
+            # each level refines the previous one: hierarchical contextualisation
+            conv = layer[0]
+            ctx = _fused.dwconv_gelu(ctx, conv.weight, conv.padding[0]) if fused else layer(ctx)
             gate = g[:, level : level + 1]
             ctx_all = ctx * gate if ctx_all is None else ctx_all.addcmul_(ctx, gate)
         ctx_global = self.act(ctx.mean((2, 3), keepdim=True))  # (B, C, 1, 1) from the last level
@@ -123,11 +132,19 @@ class FocalModulation(nn.Module):
             ctx_all = ctx_all.div_(L + 1)
 
         # h is a 1x1 conv: a linear map over channels of the channels-last context.
-        modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias)  # (B,H,W,C)
-        out = q * modulator
+        if fused and not return_maps:
+            out = _fused.linear_mul(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias, q)
+        else:
+            modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1), self.h.bias)  # (B,H,W,C)
+            out = q * modulator
         if self.use_postln_in_modulation:
             out = self.ln(out)
-        out = self.proj_drop(self.proj(out))
+        if fused and residual is not None:
+            out = _fused.linear_add(out, self.proj.weight, self.proj.bias, residual)
+        else:
+            out = self.proj_drop(self.proj(out))
+            if residual is not None:
+                out = residual + out
         if return_maps:
             return out, ModulationMaps(modulator.permute(0, 3, 1, 2), g)
         return out
@@ -173,9 +190,17 @@ class FocalNetBlock(nn.Module):
         else:
             self.gamma_1 = 1.0
             self.gamma_2 = 1.0
+        self.fused_inference = True  # see FocalModulation.fused_inference
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):
         """``x``: (B, H, W, C). Post-norm reuses ``norm1``/``norm2`` after the branch, as the original does."""
+        if (not return_maps and not self.use_postln and isinstance(self.gamma_1, float) and self.gamma_1 == 1.0
+                and self.gamma_2 == 1.0 and self.fused_inference and not self.training and _fused.fusable(x)):
+            # CPU inference: residual adds and the MLP's GELU ride in the GEMMs' epilogues.
+            x = self.modulation(self.norm1(x), residual=x)
+            mlp = self.mlp
+            h = _fused.linear_gelu(self.norm2(x), mlp.fc1.weight, mlp.fc1.bias)
+            return _fused.linear_add(h, mlp.fc2.weight, mlp.fc2.bias, x)
         y = self.norm1(x) if not self.use_postln else x
         y = self.modulation(y, return_maps=return_maps)
         maps = None
@@ -228,7 +253,7 @@ class PatchEmbed(nn.Module):
         if pad:
             # Padding unconditionally (a zero pad is a plain copy) keeps the graph free of a branch on the input
             # size, so torch.export can trace one program for every size.
-            H, W = x.shape[-2:]
+            H, W = x.shape[-2], x.shape[-1]  # no tuple unpacking: stays FX-traceable
             x = F.pad(x, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
         x = self.proj(x).permute(0, 2, 3, 1)  # (B, H', W', C)
         if self.norm is not None:
@@ -343,9 +368,7 @@ class FocalNet(HierarchicalClassifier):
             )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.feature_info = [
-            {"num_chs": embed_dims[i], "reduction": patch_size * 2**i, "module": f"layers.{i}"} for i in range(n)
-        ]
+        self.feature_info = self._feature_info()
         self.apply(_init_weights)  # leaves the layer-scale gammas at layerscale_value
         self.set_grad_checkpointing(use_checkpoint)
 

@@ -148,9 +148,14 @@ class Mask2FormerSegmentor(nn.Module):
         ph, pw = (-h) % d, (-w) % d
         return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
 
-    def forward(self, pixel_values: torch.Tensor):
-        """HF's output for normalised images (B, 3, H, W), padded to ``size_divisibility``; mask logits are at
-        a quarter of the padded size."""
+    def forward(self, pixel_values: torch.Tensor, masks: Sequence[torch.Tensor] | None = None,
+                labels: Sequence[torch.Tensor] | None = None):
+        """HF's output for normalised images (B, 3, H, W), padded to ``size_divisibility`` (mask logits at a
+        quarter of the padded size); with targets, :meth:`losses` (so that a DDP wrapper sees a forward)."""
+        if masks is not None or labels is not None:
+            if masks is None or labels is None:
+                raise ValueError("give both masks and labels for the losses, or neither")
+            return self.losses(pixel_values, masks, labels)
         return self.hf(pixel_values=self._pad(pixel_values))
 
     def losses(self, pixel_values: torch.Tensor, masks: Sequence[torch.Tensor],

@@ -74,7 +74,7 @@ class DetectionTask(Task):
         if not paths["train_ann"]:
             raise DatasetError("no training data: set data.train_images/train_ann or data.synthetic")
         train = CocoDetection(paths["train_images"], paths["train_ann"], train=True, hflip=self.cfg.data.hflip,
-                              masks=has_masks(self.cfg.model.arch))
+                              masks=has_masks(self.cfg.model.arch), keep_empty=self.cfg.data.keep_empty)
         self.categories = [{"id": c, "name": train.cat_names[c]} for c in train.cat_ids]
         val = (CocoDetection(paths["val_images"], paths["val_ann"], masks=False, cat_ids=train.cat_ids)
                if paths.get("val_ann") else None)

@@ -11,7 +11,10 @@ Library code: results are returned (and logged), never printed.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +39,8 @@ __all__ = [
     "step_peak_memory",
     "SpeedReport",
     "compare_speed",
+    "machine_info",
+    "write_json",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class Candidate:
     call: Callable[[torch.Tensor], torch.Tensor]
     to_input: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda x: x)
     autocast: torch.dtype | None = None
+    inference_only: bool = False  # not timed in forward+backward (an inference path)
 
 
 # ---------------------------------------------------------------------------------------------------- peers
@@ -119,8 +125,11 @@ def build_candidates(
     """Our model (label ``ours``) plus the requested peers, all in eval mode with one set of random weights.
 
     ``compare``: ``timm`` and/or ``hf``. ``variants`` adds more ways of running *our* model: ``channels_last``
-    (input in channels-last memory), ``bf16`` (CPU autocast to bfloat16), ``compile`` (``torch.compile`` with
-    the default inductor backend; the first call compiles, which ``time_interleaved``'s warm-up absorbs).
+    (input in channels-last memory), ``bf16`` (CPU autocast to bfloat16; timm too, when it is compared, so both
+    run under the same autocast), ``compile`` (``torch.compile`` with the default inductor backend; the first call
+    compiles, which ``time_interleaved``'s warm-up absorbs), ``exact`` (our plain fp32 ops, the fused CPU
+    inference kernels switched off), ``predictor`` (:class:`focalnet.Predictor`'s fast path: bf16 where the
+    hardware has it, channels-last, no compile).
     ``overrides`` go to :func:`focalnet.create_model` (e.g. a smaller ``embed_dim`` for a quick check).
     """
     torch.manual_seed(seed)
@@ -134,12 +143,30 @@ def build_candidates(
             cands.append(Candidate("ours bf16 autocast", ours, ours, autocast=torch.bfloat16))
         elif v == "compile":
             cands.append(Candidate("ours torch.compile", ours, torch.compile(ours)))
+        elif v == "exact":
+            import copy
+
+            from focalnet.predictor import _set_fused
+
+            plain = copy.deepcopy(ours)
+            _set_fused(plain, False)
+            cands.append(Candidate("ours exact (unfused)", plain, plain))
+        elif v == "predictor":
+            from focalnet.predictor import Predictor
+
+            pred = Predictor(ours, compile=False)
+            prec = pred.settings.precision
+            cands.append(Candidate(f"ours Predictor ({prec}, channels-last)", ours, pred.model,
+                                   to_input=pred.prepare, autocast=torch.bfloat16 if prec == "bf16" else None,
+                                   inference_only=True))
         else:
-            raise ValueError(f"unknown variant {v!r}; choose from channels_last, bf16, compile")
+            raise ValueError(f"unknown variant {v!r}; choose from channels_last, bf16, compile, exact, predictor")
     for peer in compare:
         if peer == "timm":
             m = build_timm_peer(ours).eval()
             cands.append(Candidate("timm", m, m))
+            if "bf16" in variants:
+                cands.append(Candidate("timm bf16 autocast", m, m, autocast=torch.bfloat16))
         elif peer in {"hf", "transformers"}:
             m = build_hf_peer(ours).eval()
             cands.append(Candidate("transformers", m, lambda x, m=m: m(pixel_values=x).logits))
@@ -199,8 +226,9 @@ class TimingResult:
 
     @property
     def spread(self) -> tuple[float, float]:
-        """Inter-quartile range (seconds)."""
-        q = statistics.quantiles(self.times, n=4) if len(self.times) > 1 else [self.times[0]] * 3
+        """Inter-quartile range (seconds). ``inclusive`` quartiles stay within the measured times: the default
+        ``exclusive`` method extrapolates beyond them with few rounds (a negative time with 2 rounds)."""
+        q = statistics.quantiles(self.times, n=4, method="inclusive") if len(self.times) > 1 else [self.times[0]] * 3
         return q[0], q[2]
 
 
@@ -315,6 +343,66 @@ def step_peak_memory(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- driver
+def machine_info() -> dict[str, object]:
+    """The machine a benchmark ran on: CPU model and flags that matter, threads, library versions, GPU."""
+    cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name") and cpu in ("", platform.machine()):
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    info: dict[str, object] = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"}),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for lib in ("timm", "transformers"):
+        try:
+            info[lib] = __import__(lib).__version__
+        except ImportError:
+            info[lib] = None
+    try:
+        info["load_average"] = list(os.getloadavg())
+    except OSError:
+        pass
+    return info
+
+
+def candidate_peak_mb(c: Candidate, x: torch.Tensor, backward: bool) -> float | None:
+    """Peak MiB of live tensors over one forward (no grad) or one training step of a candidate (MemTracker)."""
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:  # pragma: no cover
+        return None
+    c.model.train(backward)
+    try:
+        tracker = MemTracker()
+        tracker.track_external(c.model)
+        with tracker:
+            make_step(c, x, backward)()
+        by_device = next(iter(tracker.get_tracker_snapshot("peak").values()))
+        total = next(int(v) for k, v in by_device.items() if str(k).endswith("Total"))
+        return total / 2**20
+    except Exception as e:  # a compiled candidate may not run under the tracker's dispatch mode
+        _logger.warning("no peak memory for %s: %s", c.label, e)
+        return None
+    finally:
+        c.model.eval()
+        for p in c.model.parameters():
+            p.grad = None
+
+
 @dataclass
 class SpeedReport:
     """What :func:`compare_speed` measured; ``tables`` are Markdown, one per mode (forward, forward+backward)."""
@@ -323,11 +411,53 @@ class SpeedReport:
     differences: dict[str, float]
     rows: dict[str, list[dict]]
     tables: dict[str, str]
+    settings: dict[str, object] = field(default_factory=dict)
+    machine: dict[str, object] = field(default_factory=dict)
+    peak_mem_mb: dict[str, float | None] = field(default_factory=dict)
 
     def markdown(self) -> str:
         diffs = ", ".join(f"{k} {v:.1e}" for k, v in self.differences.items() if k != "ours")
         parts = [self.header, f"Max |logits - ours| with shared weights: {diffs or 'n/a'}."]
+        if any(v is not None for v in self.peak_mem_mb.values()):
+            what = "training step" if "forward+backward" in self.rows else "forward"
+            parts.append(f"Peak tensor memory of one {what} (MiB): " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in self.peak_mem_mb.items() if v is not None) + ".")
         return "\n\n".join(parts + list(self.tables.values()))
+
+    def records(self) -> list[dict]:
+        """One record per candidate: ``name``, ``forward_median_s``, ``train_step_median_s``, ``peak_mem_mb``,
+        IQRs and ratios to ours, the settings and the machine."""
+        out = []
+        fwd = {r["label"]: r for r in self.rows.get("forward", [])}
+        bwd = {r["label"]: r for r in self.rows.get("forward+backward", [])}
+        for label in fwd:
+            f, b = fwd[label], bwd.get(label)
+            out.append({
+                "name": label,
+                "forward_median_s": f["median_s"],
+                "forward_iqr_s": list(f["iqr_s"]),
+                "forward_time_vs_ours": f["time_vs_ours"],
+                "train_step_median_s": b["median_s"] if b else None,
+                "train_step_iqr_s": list(b["iqr_s"]) if b else None,
+                "train_step_time_vs_ours": b["time_vs_ours"] if b else None,
+                "peak_mem_mb": self.peak_mem_mb.get(label),
+                "max_abs_logit_diff_vs_ours": self.differences.get(label),
+                "settings": self.settings,
+                "machine": self.machine,
+            })
+        return out
+
+
+def write_json(records: list[dict], path: str | os.PathLike) -> None:
+    """Write benchmark records as a JSON list, atomically (temporary file, then rename)."""
+    from focalnet.weights.export import atomic_write
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(records, fh, indent=2)
+            fh.write("\n")
+
+    atomic_write(path, w)
 
 
 def compare_speed(
@@ -342,11 +472,13 @@ def compare_speed(
     warmup: int = 2,
     progress: Callable[[int], None] | None = None,
     on_table: Callable[[str], None] | None = None,
+    memory: bool = False,
 ) -> SpeedReport:
     """Time our model against its peers at one batch size and resolution, forward and optionally forward+backward.
 
     ``threads`` sets ``torch.set_num_threads`` for the run (the machine's default otherwise). ``on_table`` gets
     each Markdown table as soon as it is measured (long runs on a busy machine then leave partial results).
+    ``memory`` adds each candidate's peak tensor memory (of a training step with ``backward``, else of a forward).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -359,6 +491,8 @@ def compare_speed(
     for mode, bwd in modes.items():
         steps = {}
         for c in cands:
+            if bwd and c.inference_only:
+                continue
             c.model.train(bwd)  # drop path is 0 and there is no dropout: train mode changes no numbers
             steps[c.label] = make_step(c, x, bwd)
         results = time_interleaved(steps, rounds=rounds, warmup=warmup, batch=batch, progress=progress)
@@ -368,6 +502,13 @@ def compare_speed(
         tables[mode] = format_table(rows[mode], title=f"{mode}, batch {batch}, {size}x{size}")
         if on_table is not None:
             on_table(tables[mode])
-    header = (f"{name}, fp32 CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+    peaks: dict[str, float | None] = {}
+    if memory:
+        for c in cands:
+            peaks[c.label] = candidate_peak_mb(c, x, backward and not c.inference_only)
+    header = (f"{name}, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; "
               f"{rounds} interleaved rounds after {warmup} warm-up rounds; medians.")
-    return SpeedReport(header, diffs, rows, tables)
+    settings = {"model": name, "batch": batch, "size": size, "backward": backward, "compare": list(compare),
+                "variants": list(variants), "threads": torch.get_num_threads(), "rounds": rounds, "warmup": warmup,
+                "dtype": "float32 weights; bf16 only under the candidates' autocast"}
+    return SpeedReport(header, diffs, rows, tables, settings, machine_info(), peaks)

@@ -1,0 +1,85 @@
+"""focalnet.Predictor (the fast inference path) and the fused CPU inference kernels of focalnet.layers.fused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import focalnet
+from focalnet.layers import fused
+from focalnet.predictor import Predictor, native_bf16
+
+SMALL = dict(embed_dim=16, depths=[1, 1, 2, 1], num_classes=7, drop_path_rate=0.0)
+
+
+def _model(**kw) -> focalnet.FocalNet:
+    torch.manual_seed(0)
+    m = focalnet.FocalNet(**{**SMALL, **kw}).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so every fused epilogue matters
+        for p in m.parameters():
+            if p.ndim == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+def test_fused_kernels_match_plain_ops():
+    if not fused._available():
+        pytest.skip("this torch has no oneDNN post-op kernels")
+    torch.manual_seed(0)
+    x, r = torch.randn(2, 5, 6, 8), torch.randn(2, 5, 6, 12)
+    w, b = torch.randn(12, 8), torch.randn(12)
+    with torch.no_grad():
+        assert fused.fusable(x)
+        torch.testing.assert_close(fused.linear_gelu(x, w, b), torch.nn.functional.gelu(x @ w.T + b))
+        torch.testing.assert_close(fused.linear_add(x, w, b, r), r + (x @ w.T + b))
+        torch.testing.assert_close(fused.linear_mul(x, w, b, r), r * (x @ w.T + b))
+        c = torch.randn(2, 8, 9, 9).contiguous(memory_format=torch.channels_last)
+        k = torch.randn(8, 1, 5, 5)
+        ref = torch.nn.functional.gelu(torch.nn.functional.conv2d(c, k, padding=2, groups=8))
+        torch.testing.assert_close(fused.dwconv_gelu(c, k, 2), ref)
+    assert not fused.fusable(x)  # autograd on: never the fused kernels
+
+
+@pytest.mark.parametrize("kw", [{}, dict(use_layerscale=True, use_postln=True, focal_levels=3),
+                                dict(use_postln_in_modulation=True, normalize_modulator=True)])
+def test_fused_model_equals_exact_model(kw):
+    model = _model(**kw)
+    x = torch.randn(2, 3, 64, 96)
+    exact = Predictor.exact(model)
+    assert exact.settings.exact and not exact.settings.compiled
+    ref = exact(x)
+    with torch.no_grad():
+        plain = model(x)  # exact mode switched the fused kernels off
+    assert torch.equal(ref, plain)
+    fast = Predictor(model, precision="fp32", compile=False)
+    assert not fast.settings.exact
+    torch.testing.assert_close(fast(x), ref, atol=1e-5, rtol=1e-5)
+    # Training is untouched: gradients flow through the plain ops.
+    model.train()
+    model(x).sum().backward()
+    assert model.layers[0].blocks[0].mlp.fc1.weight.grad is not None
+
+
+def test_predictor_bf16_close_and_float_logits():
+    model = _model()
+    x = torch.randn(3, 3, 64, 64)
+    ref = Predictor.exact(model)(x)
+    p = Predictor(model, precision="bf16", compile=False)
+    out = p(x)
+    assert out.dtype == torch.float32 and out.shape == (3, 7)
+    assert p.settings.precision == "bf16" and p.settings.channels_last
+    assert (out - ref).abs().max() < 0.1
+    auto = Predictor(model, compile="auto")
+    assert auto.settings.precision == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
+    assert not auto.settings.compiled  # no workload given: compiling would not pay on a CPU
+    assert focalnet.Predictor is Predictor
+
+
+def test_predictor_rejects_bad_settings():
+    model = _model()
+    with pytest.raises(ValueError, match="precision"):
+        Predictor(model, precision="int8")
+    with pytest.raises(ValueError, match="fp16"):
+        Predictor(model, precision="fp16", device="cpu")
+    with pytest.raises(ValueError, match="compile"):
+        Predictor(model, compile="maybe")
