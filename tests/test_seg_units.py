@@ -15,7 +15,7 @@ from focalnet.seg.inference import inference, inference_aug, slide_grid
 from focalnet.seg.transforms import SegTestTransform, SegTrainTransform, rescale_size
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs" / "segmentation").glob("*.yaml"))
+CONFIGS = sorted((REPO / "configs" / "segmentation").glob("upernet_*.yaml"))  # Mask2Former: test_m2f_task.py
 
 TINY = {"backbone": "focalnet_tiny_srf", "num_classes": 4, "channels": 16, "aux_channels": 8,
         "backbone_kwargs": {"embed_dim": 16, "depths": [1, 1, 1, 1], "focal_windows": 3, "drop_path_rate": 0.0}}
