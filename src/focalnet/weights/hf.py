@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from focalnet.errors import InputNotFoundError
+
 from .loading import CheckpointError
 
 __all__ = ["HFDir", "read_hf_dir", "is_hf_dir", "preprocessor_config", "preprocess_from_processor", "hf_id2label"]
@@ -70,7 +72,7 @@ def read_hf_dir(path: str | os.PathLike) -> HFDir:
     p = Path(path).expanduser()
     files = [p / n for n in WEIGHT_FILES if (p / n).is_file()]
     if not files:
-        raise FileNotFoundError(f"{p} is a folder without {' or '.join(WEIGHT_FILES)}")
+        raise InputNotFoundError(f"{p} is a folder without {' or '.join(WEIGHT_FILES)}")
     out = HFDir(path=p, weights_file=files[0])
     if (p / "config.json").is_file():
         cfg = _json(p / "config.json")

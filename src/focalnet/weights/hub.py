@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from focalnet.errors import FocalnetError, one_line
+from focalnet.errors import FocalnetError, InputNotFoundError, one_line
 
 from .loading import CheckpointError, load_state_dict_file, load_weights, unwrap_state_dict
 from .records import WeightsRecord, get_weights, list_weights
@@ -215,8 +215,6 @@ def download(
     if parsed.scheme in ("", "file"):
         path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
         if not path.is_file():
-            from focalnet.errors import InputNotFoundError
-
             raise InputNotFoundError(f"checkpoint not found: {path}")
         _check_hash(path, sha256, url)
         return path
@@ -409,7 +407,7 @@ def load_pretrained(
         hf_dir = None
         if "://" not in target and Path(target).expanduser().is_dir():
             if not is_hf_dir(target):
-                raise FileNotFoundError(f"{target} is a folder without model.safetensors or pytorch_model.bin")
+                raise InputNotFoundError(f"{target} is a folder without model.safetensors or pytorch_model.bin")
             hf_dir = read_hf_dir(target)
             path = hf_dir.weights_file
         else:
