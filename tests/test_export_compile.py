@@ -89,7 +89,7 @@ def test_export_forward_intermediates_any_size():
             self.body = body
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return tuple(self.body.forward_intermediates(x))
+            return tuple(self.body.forward_intermediates(x, intermediates_only=True))
 
     wrapper = Intermediates(_tiny(num_classes=0, focal_levels=2)).eval()
     dims = {0: Dim("batch", min=1, max=16), 2: Dim("h", min=65, max=1024), 3: Dim("w", min=65, max=1024)}

@@ -311,7 +311,7 @@ def test_dense_features_and_backbone():
     model = _randomize(focalnet.FocalTransformer(**SMALL))
     x = torch.randn(1, 3, 100, 150)  # not multiples of 32
     with torch.no_grad():
-        feats = model.forward_intermediates(x)
+        feats = model.forward_intermediates(x, intermediates_only=True)
     assert [tuple(f.shape) for f in feats] == [(1, 16, 25, 38), (1, 32, 13, 19), (1, 64, 7, 10), (1, 128, 4, 5)]
     assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
     backbone = FocalTransformerBackbone(model, out_indices=(1, 3), frozen_stages=2)

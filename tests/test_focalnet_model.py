@@ -132,7 +132,7 @@ def test_feature_info_and_any_size():
     assert [f["reduction"] for f in m.feature_info] == [4, 8, 16, 32]
     assert [f["num_chs"] for f in m.feature_info] == [16, 32, 64, 128]
     with torch.no_grad():
-        feats = m.forward_intermediates(torch.randn(1, 3, 45, 77))
+        feats = m.forward_intermediates(torch.randn(1, 3, 45, 77), intermediates_only=True)
     assert [tuple(f.shape[-2:]) for f in feats] == [(12, 20), (6, 10), (3, 5), (2, 3)]
 
 

@@ -632,3 +632,33 @@ def test_cli_compare_vit_writes_the_figure(tmp_path, capsys, monkeypatch):
     rc = main(["visualize", str(tmp_path / "a.png"), "--compare-vit", "vit_tiny", "--size", "32", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     assert (out / "a_vs_vit.png").stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------------------------------- detections
+def test_detection_labels_never_overlap_and_the_legend_names_the_classes():
+    from focalnet.viz.detections import draw_detections
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+    # eight boxes piled on one spot: the labels of a naive drawing would all sit on top of each other
+    boxes = np.array([[10 + i, 12 + i, 50 + i, 40 + i] for i in range(8)], dtype=float)
+    labels, scores = [0, 1, 2, 0, 1, 2, 0, 1], np.linspace(0.95, 0.5, 8)
+    masks = np.zeros((8, 64, 96), bool)
+    masks[:, 20:30, 20:40] = True
+    pic, placed = draw_detections(img, boxes, labels, scores, ["horse", "coin", "logo"], masks=masks,
+                                  return_label_boxes=True)
+    assert pic.dtype == np.uint8 and pic.shape[1] == 96 * 6 and pic.shape[0] > 64 * 6  # enlarged x6, + legend
+    assert 2 <= len(placed) <= 8
+    for i, a in enumerate(placed):
+        assert a[0] >= 0 and a[1] >= 0 and a[2] <= 96 * 6 and a[3] <= 64 * 6
+        for b in placed[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    legend = pic[64 * 6:]
+    assert (legend < 250).any()  # the legend strip is drawn (swatches and names)
+    from focalnet.viz.segments import class_colours
+
+    pal = class_colours(3)
+    for c in range(3):  # every class present has its swatch in the legend
+        assert (np.abs(legend.astype(int) - pal[c]).sum(-1) == 0).any()
+    empty = draw_detections(img, np.zeros((0, 4)), [], [], ["horse"], legend=True)
+    assert empty.shape[1] == 96 * 6

@@ -462,7 +462,7 @@ def test_create_model_pretrained_end_to_end(server, cache, monkeypatch):
     model = focalnet.create_model("focalnet_tiny_srf", pretrained=True)
     for k, v in ref.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
-    assert model.pretrained_cfg.label_set == "imagenet-1k"
+    assert model.pretrained_cfg["label_set"] == "imagenet-1k" and model.pretrained_cfg["tag"] == "ms_in1k"
     assert (cache / "focalnet_tiny_srf.pth").is_file()
 
 

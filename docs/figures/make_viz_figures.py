@@ -1,11 +1,14 @@
 """Regenerate the visualization figures in docs/figures/ and the ERF table in docs/visualization.md.
 
-    PYTHONPATH=src python docs/figures/make_viz_figures.py            # ~3-6 CPU minutes on 2 cores; needs chromium
+    PYTHONPATH=src python docs/figures/make_viz_figures.py            # ~3-6 CPU minutes on 2 cores
+    PYTHONPATH=src python docs/figures/make_viz_figures.py --dense RUN/last.pt   # backbone of a detector run
 
 No trained FocalNet weights can be downloaded in the environment these figures were made in, so every network
 here is randomly initialised (seed 0) and every figure says so. The modulation/gating figures therefore show only
 how the maps are laid out; the kernel sizes and the effective-receptive-field growth are properties of the
-architecture and do hold at initialisation. Photos: scikit-image's chelsea, astronaut and coffee.
+architecture and do hold at initialisation. Photos: scikit-image's chelsea, astronaut and coffee. Figures are
+saved in full colour (no palette reduction, which posterised the maps). The demo screenshot (viz_web_demo.png) is
+taken by the browser test: ``FOCALNET_SAVE_SCREENSHOT=1 pytest tests/test_viz_web.py -k browser``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,22 @@ from skimage import data
 import focalnet
 from focalnet.viz import RANDOM_WEIGHTS_NOTE, compute_maps, focal_kernels, prepare_image
 from focalnet.viz.erf import effective_receptive_field, erf_radius
-from focalnet.viz.figures import _figure, _off, gates_figure, kernels_figure, overlay, save_figure, stamp
+from focalnet.viz.figures import (
+    _colorbar,
+    _figure,
+    _off,
+    _suptitle,
+    _title,
+    gates_figure,
+    kernels_figure,
+    overlay_panel,
+    save_figure,
+    stamp,
+)
 
 OUT = Path(__file__).resolve().parent
 PHOTOS = {"chelsea": data.chelsea(), "astronaut": data.astronaut(), "coffee": data.coffee()}
-DPI = 60
+DPI = 80
 
 
 def model(name: str, seed: int = 0, **kw):
@@ -37,18 +51,17 @@ def modulation_grid(name: str) -> None:
     net = model(name)
     rows = [compute_maps(net, img, size=224) for img in PHOTOS.values()]
     cols = 1 + len(rows[0].blocks)
-    fig = _figure(2.9 * cols, 2.2 * len(rows) + 0.8)
+    pw = 3.4
+    fig = _figure(pw * cols, 2.4 * len(rows) + 1.0)
     axes = fig.subplots(len(rows), cols, squeeze=False)
     for i, maps in enumerate(rows):
         axes[i, 0].imshow(maps.image)
+        _title(axes[i, 0], "input", pw)
+        _off(axes[i, 0])
         for j, b in enumerate(maps.blocks, start=1):
-            axes[i, j].imshow(overlay(maps.image, b.modulator_norm_up))
-            if i == 0:
-                axes[i, j].set_title(f"stage {b.stage + 1}: |h(ctx_all)|", fontsize=10)
-        for ax in axes[i]:
-            _off(ax)
-    axes[0, 0].set_title("input", fontsize=10)
-    fig.suptitle(f"{name}: modulator L2 norm over channels, last block of each stage", fontsize=11)
+            overlay_panel(fig, axes[i, j], maps.image, b.modulator_norm_up, f"stage {b.stage + 1}: |h(ctx_all)|", pw,
+                          label="|modulator|")
+    _suptitle(fig, f"{name}: modulator L2 norm over channels, last block of each stage", 11)
     stamp(fig)
     save_figure(fig, OUT / "viz_modulation.png", dpi=DPI)
 
@@ -81,13 +94,13 @@ def erf_study() -> str:
     axes[0].imshow(disp)
     axes[0].set_title("input (crop)", fontsize=10)
     for ax, (levels, (erf, c)) in zip(axes[1:], sorted(maps_for_fig.items()), strict=True):
-        ax.imshow(np.log10(erf + 1e-12), cmap="viridis")
+        im = ax.imshow(np.log10(erf + 1e-12), cmap="viridis")
+        _colorbar(fig, im, ax, "log10 share of the gradient")
         ax.plot([c[1]], [c[0]], marker="+", color="red", markersize=12, markeredgewidth=2)
-        ax.set_title(f"stage 2, {levels} focal level{'s' if levels > 1 else ''} (log)", fontsize=9)
+        _title(ax, f"stage 2, {levels} focal level{'s' if levels > 1 else ''} (log)", 3.2)
     for ax in axes:
         _off(ax)
-    fig.suptitle("gradient ERF of the centre token's modulator, mean over 3 photos (FocalNet-T, initialisation)",
-                 fontsize=10)
+    _suptitle(fig, "gradient ERF of the centre token's modulator, mean over 3 photos (FocalNet-T, initialisation)")
     stamp(fig)
     save_figure(fig, OUT / "viz_erf.png", dpi=DPI)
     return "\n".join(lines)
@@ -110,69 +123,60 @@ def attention_figure() -> None:
     save_figure(fig, OUT / "viz_attention.png", dpi=DPI)
 
 
-def web_screenshot() -> None:
-    """The local demo (focalnet serve) in headless Chromium after uploading chelsea."""
-    import shutil
+def vit_comparison() -> None:
+    """The blog's comparison: FocalNet-T modulation beside ViT-S attention (CLS + rollout), same image, one command."""
+    import subprocess
     import tempfile
-    import threading
 
     from PIL import Image
-    from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
 
-    from focalnet.viz.web import DemoConfig, create_app
-
-    srv = make_server("127.0.0.1", 0, create_app(DemoConfig(image_size=160)), threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
-        Image.fromarray(PHOTOS["chelsea"]).save(f"{tmp}/chelsea.png")
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                     args=["--no-sandbox", "--disable-gpu", "--headless"])
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
-        page.goto(f"http://127.0.0.1:{srv.server_port}/")
-        page.set_input_files("#image", f"{tmp}/chelsea.png")
-        page.click("#submit")
-        page.wait_for_selector("img.map.gate", timeout=300_000)
-        page.screenshot(path=str(OUT / "viz_web_demo.png"), full_page=True)
-        browser.close()
-    srv.shutdown()
+    with tempfile.TemporaryDirectory() as tmp:
+        Image.fromarray(PHOTOS["astronaut"]).save(f"{tmp}/astronaut.png")
+        subprocess.run([sys.executable, "-m", "focalnet", "visualize", f"{tmp}/astronaut.png", "--model",
+                        "focalnet_tiny_srf", "--compare-vit", "vit_small_patch16_224", "--stages", "4",
+                        "--out", tmp], check=True)
+        (OUT / "viz_vs_vit.png").write_bytes(Path(f"{tmp}/astronaut_vs_vit.png").read_bytes())
 
 
-def shrink(path: Path) -> None:
-    """Re-save a PNG with a 256-colour palette: the docs keep every figure under 500 KB."""
-    from PIL import Image
+def dense_figure(checkpoint: str, image: str) -> None:
+    """Modulation maps of the backbone inside the synthetic Mask R-CNN demo checkpoint, on a held-out image."""
+    from focalnet.viz.dense import backbone_from_checkpoint
+    from focalnet.viz.figures import modulation_figure
 
-    with Image.open(path) as im:
-        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    small.save(path, optimize=True)
+    dense = backbone_from_checkpoint(checkpoint)
+    maps = compute_maps(dense.model, image, size=256, weights=checkpoint)
+    fig = modulation_figure(maps, title=f"{dense.description}: modulator L2 norm on a held-out SYNTHETIC image "
+                            "(demo detector trained from scratch on synthetic data; not COCO)")
+    save_figure(fig, OUT / "viz_dense_backbone.png", dpi=DPI)
 
 
 def main() -> None:
+    if "--dense" in sys.argv:
+        i = sys.argv.index("--dense")
+        dense_figure(sys.argv[i + 1], sys.argv[i + 2])
+        return
     if "--erf-only" in sys.argv:
         print(erf_study())
-        shrink(OUT / "viz_erf.png")
         return
     if "--attention-only" in sys.argv:
         attention_figure()
-        shrink(OUT / "viz_attention.png")
         return
-    if "--screenshot-only" in sys.argv:
-        web_screenshot()
-        shrink(OUT / "viz_web_demo.png")
+    if "--vit-only" in sys.argv:
+        vit_comparison()
         return
     modulation_grid("focalnet_tiny_srf")
     net = model("focalnet_tiny_lrf")
     maps = compute_maps(net, PHOTOS["coffee"], which=[(3, -1), (1, -1)], size=224)
-    save_figure(gates_figure(maps, title=f"focalnet_tiny_lrf gating maps ({RANDOM_WEIGHTS_NOTE})"),
+    save_figure(gates_figure(maps, title=f"focalnet_tiny_lrf gating maps over the image ({RANDOM_WEIGHTS_NOTE})"),
                 OUT / "viz_gates.png", dpi=DPI)
     save_figure(kernels_figure(focal_kernels(net), meaningful=False,
-                               title="focalnet_tiny_lrf depthwise kernels, mean over channels (initialisation)"),
+                               title="focalnet_tiny_lrf depthwise kernels, mean over channels (initialisation), "
+                               "true relative size, shared scale"),
                 OUT / "viz_kernels.png", dpi=DPI)
     attention_figure()
+    vit_comparison()
     print(erf_study())
-    web_screenshot()
     for p in sorted(OUT.glob("viz_*.png")):
-        shrink(p)
         print(f"{p.name}: {p.stat().st_size / 1024:.0f} KB", file=sys.stderr)
 
 

@@ -115,7 +115,7 @@ class Predictor:
             raise ValueError("fp16 inference is for CUDA devices; use bf16 or fp32 on the CPU")
         self.precision = precision
         self.channels_last = bool(channels_last)
-        _set_fused(self.model, not exact)
+        self._fused = not exact
         if compile == "auto":
             compile = self.device.type == "cuda" or (
                 expected_images is not None and expected_images >= compile_min_images
@@ -159,6 +159,8 @@ class Predictor:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Set on every call (a few microseconds): two predictors, one exact, may share a model.
+        _set_fused(self.model, self._fused)
         x = self.prepare(x)
         with self._precision_context():
             return self._forward(x).float()

@@ -37,10 +37,14 @@ class FocalTransformerBackbone(FocalNetBackbone):
         out_indices: Sequence[int] = (0, 1, 2, 3),
         out_norm: bool = True,
         frozen_stages: int = -1,
+        *,
+        trainable_layers: int | None = None,
+        output_format: str = "list",
     ) -> None:
         if not isinstance(body, FocalTransformer):
             raise TypeError(f"FocalTransformerBackbone wraps a FocalTransformer, got {type(body).__name__}")
-        super().__init__(body, out_indices=out_indices, out_norm=out_norm, frozen_stages=frozen_stages)
+        super().__init__(body, out_indices=out_indices, out_norm=out_norm, frozen_stages=frozen_stages,
+                         trainable_layers=trainable_layers, output_format=output_format)
 
     @classmethod
     def build(
@@ -53,6 +57,8 @@ class FocalTransformerBackbone(FocalNetBackbone):
         out_norm: bool = True,
         frozen_stages: int = -1,
         use_checkpoint: bool = False,
+        trainable_layers: int | None = None,
+        output_format: str = "list",
         **overrides: Any,
     ) -> FocalTransformerBackbone:
         """The backbone of a registered Focal Transformer variant (``FocalNetBackbone.from_name`` routes here).
@@ -71,13 +77,14 @@ class FocalTransformerBackbone(FocalNetBackbone):
         body = create_model(name, num_classes=0, use_checkpoint=use_checkpoint, **kw)
         body.norm = nn.Identity()  # unused by dense outputs
         with torch.device(body.patch_embed.proj.weight.device):
-            backbone = cls(body, out_indices=out_indices, out_norm=out_norm, frozen_stages=-1)
+            backbone = cls(body, out_indices=out_indices, out_norm=out_norm, output_format=output_format)
+        frozen = backbone._frozen_from(frozen_stages, trainable_layers)
         if pretrained:
             sd = unwrap_state_dict(_read_source(_resolve_pretrained(name, pretrained), "cpu"))
             sd = to_canonical(body, {k: v for k, v in sd.items() if not k.startswith(("head.", "norm."))})
             check_state_dict(body, sd)
             body.load_state_dict(sd, strict=True)
             _logger.info("loaded classification weights into the %s backbone", name)
-        backbone.frozen_stages = frozen_stages  # freeze after loading so frozen stages hold the pretrained values
+        backbone.frozen_stages = frozen  # freeze after loading so frozen stages hold the pretrained values
         backbone._freeze()
         return backbone

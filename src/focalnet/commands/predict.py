@@ -91,4 +91,11 @@ def run(args: argparse.Namespace) -> int:
         write_json({**head, "results": results}, args.json)
         if args.json != "-":
             print(f"written: {args.json}")
-    return 1 if any("error" in r for r in results) else 0
+    failed = [r for r in results if "error" in r]
+    if failed:
+        import sys
+
+        print(f"focalnet predict: error: {len(failed)} of {len(results)} input(s) could not be used "
+              f"(first: {failed[0]['error']})", file=sys.stderr)
+        return 1
+    return 0

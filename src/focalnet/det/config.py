@@ -19,7 +19,7 @@ _UNKNOWN = "unknown config key(s) {key!r}"  # this module's wording before the s
 
 @dataclass
 class ModelConfig:
-    arch: str = "mask_rcnn"  # mask_rcnn | retinanet | fcos
+    arch: str = "mask_rcnn"  # mask_rcnn | retinanet | fcos | cascade_mask_rcnn | atss | sparse_rcnn
     backbone: str = "focalnet_tiny_srf"  # a registered FocalNet variant
     focal_windows: int | list[int] | None = 9  # every published detection config uses 9
     focal_levels: int | list[int] | None = None  # None: the variant's (2 srf, 3 lrf)
@@ -59,6 +59,7 @@ class DataConfig:
     val_ann: str = ""
     synthetic: SyntheticData | None = None  # when set, overrides the four paths above
     hflip: float = 0.5
+    keep_empty: bool = False  # train on images without objects too (default: skipped, as mmdet's filter_empty_gt)
     num_workers: int = 2
 
 

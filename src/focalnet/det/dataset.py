@@ -60,7 +60,8 @@ def load_coco(ann_file: str | os.PathLike):
 class CocoDetection(torch.utils.data.Dataset):
     """Images and targets (``boxes`` xyxy float, ``labels``, ``masks`` uint8 (N,H,W), ``image_id``).
 
-    ``train=True`` drops images without annotations and flips horizontally with probability ``hflip``.
+    ``train=True`` drops images without annotations (unless ``keep_empty``) and flips horizontally with probability
+    ``hflip``.
     ``cat_ids`` fixes the category order (e.g. the one a checkpoint was trained with); by default the file's.
     """
 
@@ -72,11 +73,13 @@ class CocoDetection(torch.utils.data.Dataset):
         hflip: float = 0.5,
         masks: bool = True,
         cat_ids: Sequence[int] | None = None,
+        keep_empty: bool = False,
     ) -> None:
         self.image_dir = Path(image_dir)
         self.ann_file = Path(ann_file)
         self.coco = load_coco(ann_file)
         self.train = train
+        self.keep_empty = keep_empty  # train on images without objects too (every detector learns from them)
         self.hflip = hflip if train else 0.0
         self.with_masks = masks
         file_cats = sorted(c["id"] for c in self.coco.dataset["categories"])
@@ -136,7 +139,7 @@ class CocoDetection(torch.utils.data.Dataset):
                 anns.append(ann)
             if not boxes:
                 self.report["empty_images"] += 1
-                if self.train:
+                if self.train and not self.keep_empty:
                     continue
             self._targets[img_id] = {"boxes": boxes, "labels": labels, "anns": anns}
             ids.append(img_id)
@@ -151,7 +154,8 @@ class CocoDetection(torch.utils.data.Dataset):
             _logger.warning("%s: %d boxes have zero or negative width/height and were dropped (e.g. %s)",
                             self.ann_file.name, r["dropped_degenerate"], examples["degenerate"])
         if r["empty_images"]:
-            what = "skipped for training" if self.train else "kept (nothing to detect in them)"
+            what = ("skipped for training" if self.train and not self.keep_empty
+                    else "kept (nothing to detect in them)")
             _logger.info("%s: %d of %d images have no usable annotations: %s", self.ann_file.name,
                          r["empty_images"], len(self.coco.imgs), what)
         if not ids:

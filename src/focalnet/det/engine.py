@@ -112,9 +112,9 @@ def train(cfg: DetConfig, progress: bool = False) -> dict[str, Any]:
     paths = resolve_data(cfg)
     if not paths["train_ann"]:
         raise DatasetError("no training data: set data.train_images/train_ann or data.synthetic")
-    needs_masks = cfg.model.arch == "mask_rcnn"
+    needs_masks = cfg.model.arch in ("mask_rcnn", "cascade_mask_rcnn")
     train_set = CocoDetection(paths["train_images"], paths["train_ann"], train=True, hflip=cfg.data.hflip,
-                              masks=needs_masks)
+                              masks=needs_masks, keep_empty=cfg.data.keep_empty)
     val_set = (CocoDetection(paths["val_images"], paths["val_ann"], masks=False, cat_ids=train_set.cat_ids)
                if paths.get("val_ann") else None)
     model = build_model(cfg.model, train_set.num_classes).to(device)
@@ -325,18 +325,13 @@ def predict(model: nn.Module, image: np.ndarray, device: torch.device | str = "c
 
 
 def draw_predictions(image: np.ndarray, pred: dict[str, torch.Tensor], categories: list[dict]) -> np.ndarray:
-    """Masks (translucent) and labelled boxes drawn with torchvision's utilities; returns (H, W, 3) uint8."""
-    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+    """Masks (translucent), class-coloured boxes, non-overlapping score labels and a legend of the classes
+    (:func:`focalnet.viz.detections.draw_detections`); small images are enlarged so the text is legible."""
+    from focalnet.viz.detections import draw_detections
 
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    n = len(pred["boxes"])
-    if n == 0:
-        return image.copy()
-    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-               (70, 240, 240), (240, 50, 230)]
-    colors = [palette[(int(lab) - 1) % len(palette)] for lab in pred["labels"]]
-    if "masks" in pred:
-        img = draw_segmentation_masks(img, pred["masks"].bool(), alpha=0.45, colors=colors)
-    names = [f"{categories[int(lab) - 1]['name']} {float(s):.2f}" for lab, s in zip(pred["labels"], pred["scores"])]
-    img = draw_bounding_boxes(img, pred["boxes"], labels=names, colors=colors, width=2)
-    return img.permute(1, 2, 0).numpy()
+    if len(pred["boxes"]) == 0:
+        return image.copy()  # nothing to mark: the picture as it was
+    labels = [int(lab) - 1 for lab in pred["labels"]]  # torchvision's 0 is background
+    masks = pred["masks"].bool().numpy() if "masks" in pred else None
+    return draw_detections(image, pred["boxes"].numpy(), labels, pred["scores"].tolist(),
+                           [c["name"] for c in categories], masks=masks)

@@ -37,7 +37,7 @@ from focalnet.weights.records import IMAGENET_MEAN, IMAGENET_STD
 __all__ = ["ARCHS", "FocalNetFPN", "build_detector", "maskrcnn_focalnet", "retinanet_focalnet", "fcos_focalnet",
            "detector_param_groups"]
 
-ARCHS = ("mask_rcnn", "retinanet", "fcos")
+ARCHS = ("mask_rcnn", "retinanet", "fcos", "cascade_mask_rcnn", "atss", "sparse_rcnn")
 
 
 class FocalNetFPN(nn.Module):
@@ -83,7 +83,8 @@ def _focalnet_fpn(
         use_checkpoint=use_checkpoint,
         **(backbone_overrides or {}),
     )
-    blocks = LastLevelMaxPool() if extra == "maxpool" else LastLevelP6P7(fpn_channels, fpn_channels)
+    blocks = {"maxpool": LastLevelMaxPool, "p6p7": lambda: LastLevelP6P7(fpn_channels, fpn_channels),
+              "none": lambda: None}[extra]()
     return FocalNetFPN(backbone, fpn_channels, blocks)
 
 
@@ -108,7 +109,7 @@ def build_detector(
     mask_head_dims: Sequence[int] = (256, 256, 256, 256),
     **detector_kwargs: Any,
 ) -> nn.Module:
-    """Build ``arch`` (``mask_rcnn`` | ``retinanet`` | ``fcos``) on the FocalNet variant ``name``.
+    """Build ``arch`` (one of :data:`ARCHS`) on the FocalNet variant ``name``.
 
     Backbone arguments are those of :meth:`FocalNetBackbone.from_name` (windows 9 by default, as every published
     detection config; ``pretrained`` loads classification weights with the original loader rules).
@@ -143,6 +144,9 @@ def build_detector(
             **common,
             **detector_kwargs,
         )
+    if arch in ("cascade_mask_rcnn", "atss", "sparse_rcnn"):  # ours, on torchvision parts (det/cascade.py, ...)
+        return _build_ours(arch, num_classes, bb_args, fpn_channels, min_size, max_size, anchor_sizes, box_head_dim,
+                           mask_head_dims, detector_kwargs, name)
     backbone = _focalnet_fpn(name, (1, 2, 3), "p6p7", fpn_channels, *bb_args)
     if arch == "retinanet":
         base = anchor_sizes or (32, 64, 128, 256, 512)
@@ -153,6 +157,26 @@ def build_detector(
     base = anchor_sizes or (8, 16, 32, 64, 128)  # FCOS: one "anchor" point per location, sized by the stride
     anchor_gen = AnchorGenerator(tuple((int(x),) for x in base), ((1.0,),) * len(base))
     return FCOS(backbone, num_classes + 1, anchor_generator=anchor_gen, **common, **detector_kwargs)
+
+
+def _build_ours(arch: str, num_classes: int, bb_args: tuple, fpn_channels: int, min_size, max_size: int,
+                anchor_sizes, box_head_dim: int, mask_head_dims, kwargs: dict[str, Any], name: str) -> nn.Module:
+    common = dict(min_size=min_size, max_size=max_size, **kwargs)
+    if arch == "cascade_mask_rcnn":
+        from .cascade import cascade_mask_rcnn_focalnet
+
+        backbone = _focalnet_fpn(name, (0, 1, 2, 3), "maxpool", fpn_channels, *bb_args)
+        return cascade_mask_rcnn_focalnet(backbone, num_classes, anchor_sizes=anchor_sizes, box_head_dim=box_head_dim,
+                                          mask_head_dims=mask_head_dims, **common)
+    if arch == "atss":
+        from .atss import atss_focalnet
+
+        backbone = _focalnet_fpn(name, (1, 2, 3), "p6p7", fpn_channels, *bb_args)
+        return atss_focalnet(backbone, num_classes, anchor_sizes=anchor_sizes, **common)
+    from .sparse_rcnn import sparse_rcnn_focalnet
+
+    backbone = _focalnet_fpn(name, (0, 1, 2, 3), "none", fpn_channels, *bb_args)
+    return sparse_rcnn_focalnet(backbone, num_classes, **common)
 
 
 def maskrcnn_focalnet(name: str = "focalnet_tiny_srf", num_classes: int = 80, **kwargs: Any) -> MaskRCNN:

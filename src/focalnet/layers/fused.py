@@ -33,16 +33,17 @@ def _available() -> bool:
 
 
 def _tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+    return (torch.fx._symbolic_trace.is_fx_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+            or torch.jit.is_scripting())
 
 
 def fusable(x: torch.Tensor) -> bool:
     """True where the fused kernels may run: CPU, no autograd, fp32/bf16, not under compile/export/tracing."""
     return (
-        x.device.type == "cpu"
+        not _tracing()  # first: under FX symbolic tracing ``x`` is a Proxy whose attributes cannot be branched on
+        and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         and x.dtype in (torch.float32, torch.bfloat16)
-        and not _tracing()
         and _available()
     )
 

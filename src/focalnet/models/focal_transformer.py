@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -576,30 +577,10 @@ class FocalTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, return_attn: bool = False):
         """``x``: (B, H, W, C) -> (B, H, W, C) [, FocalAttentionMaps]."""
-        B, H, W, C = x.shape
-        ws = self.window_size
-        y = self.norm1(x)
-        ph, pw = (-H) % ws, (-W) % ws
-        if ph or pw:  # padded after the norm: exact zero tokens, never masked (as in the original)
-            y = F.pad(y, (0, 0, 0, pw, 0, ph))
-        levels = [self._pool(y, k) for k in range(self.attn.num_pooled_levels)]
-        out = self.attn(y, [p for p, _, _ in levels], return_attn=return_attn)
-        maps = None
         if return_attn:
-            out, (attn, fine, pooled_index) = out
-            maps = FocalAttentionMaps(
-                attn=attn,
-                grid_size=(H, W),
-                window_size=ws,
-                padded_size=(H + ph, W + pw),
-                fine_index=fine,
-                pooled=[
-                    _PooledKeys(idx, (p.shape[1], p.shape[2]), cell, off)
-                    for idx, (p, off, cell) in zip(pooled_index, levels, strict=True)
-                ],
-            )
-        if ph or pw:
-            out = out[:, :H, :W]
+            out, maps = _focal_attention(self, x, True)
+        else:
+            out, maps = _focal_attention(self, x), None
         if self.use_layerscale:
             x = x + self.drop_path(self.gamma_1 * out)
             x = x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
@@ -607,6 +588,42 @@ class FocalTransformerBlock(nn.Module):
             x = x + self.drop_path(out)
             x = x + self.drop_path(self.mlp(self.norm2(x)))
         return (x, maps) if return_attn else x
+
+
+def _focal_attention(block: FocalTransformerBlock, x: torch.Tensor, return_attn: bool = False):
+    """A block's attention branch: norm1, pad to the window, pooled keys, focal attention, crop.
+
+    A free function registered with ``torch.fx.wrap``: its padding and window geometry depend on the input size,
+    so FX (``torchvision.models.feature_extraction``) records it as one call instead of tracing into it.
+    """
+    B, H, W, C = x.shape
+    ws = block.window_size
+    y = block.norm1(x)
+    ph, pw = (-H) % ws, (-W) % ws
+    if ph or pw:  # padded after the norm: exact zero tokens, never masked (as in the original)
+        y = F.pad(y, (0, 0, 0, pw, 0, ph))
+    levels = [block._pool(y, k) for k in range(block.attn.num_pooled_levels)]
+    out = block.attn(y, [p for p, _, _ in levels], return_attn=return_attn)
+    maps = None
+    if return_attn:
+        out, (attn, fine, pooled_index) = out
+        maps = FocalAttentionMaps(
+            attn=attn,
+            grid_size=(H, W),
+            window_size=ws,
+            padded_size=(H + ph, W + pw),
+            fine_index=fine,
+            pooled=[
+                _PooledKeys(idx, (p.shape[1], p.shape[2]), cell, off)
+                for idx, (p, off, cell) in zip(pooled_index, levels, strict=True)
+            ],
+        )
+    if ph or pw:
+        out = out[:, :H, :W]
+    return (out, maps) if return_attn else out
+
+
+torch.fx.wrap("_focal_attention")
 
 
 FocalTransformerStage = Stage  # blocks at one resolution, then the strided-conv downsampling (see base.Stage)
@@ -753,9 +770,7 @@ class FocalTransformer(HierarchicalClassifier):
             self.layers.append(FocalTransformerStage(blocks, down))
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.feature_info = [
-            {"num_chs": embed_dims[i], "reduction": patch_size * 2**i, "module": f"layers.{i}"} for i in range(n)
-        ]
+        self.feature_info = self._feature_info()
         # The original's model-level init; it also overwrites the fc-pool layers' 1/49 fill (spec §1, "Gotcha").
         self.apply(_init_weights)
         self.set_grad_checkpointing(use_checkpoint)

@@ -8,6 +8,7 @@ loads its default pretrained weights.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "create_model", "model_specs",
+from focalnet.errors import UsageError
+
+__all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "list_pretrained", "create_model", "model_specs",
            "check_model_kwargs"]
 
 
@@ -69,35 +72,97 @@ def model_specs() -> dict[str, ModelSpec]:
     return dict(_REGISTRY)
 
 
+class UnknownModelError(UsageError, KeyError):
+    """A model name that is not registered (a KeyError, as before, and a usage error: exit code 2)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_spec(name: str) -> ModelSpec:
     _ensure_loaded()
     try:
         return _REGISTRY[name]
-    except KeyError:
-        close = [n for n in _REGISTRY if name.split("_")[0] in n] or sorted(_REGISTRY)
-        raise KeyError(f"unknown model {name!r}; known models include: {', '.join(sorted(close)[:20])}") from None
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}; {hint}see focalnet.list_models() (or `focalnet models`) for all "
+            f"{len(_REGISTRY)} names"
+        ) from None
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Names of registered variants matching a shell-style ``pattern`` (e.g. ``"focalnet_*_lrf"``)."""
     _ensure_loaded()
+    families = sorted({s.family for s in _REGISTRY.values()})
+    if family is not None and family not in families:
+        raise UsageError(f"unknown model family {family!r}; choose from {', '.join(families)}")
     return sorted(
         n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
     )
+
+
+def list_pretrained(pattern: str = "*", available_only: bool = True) -> list[str]:
+    """timm's ``list_pretrained``: ``variant.tag`` names of released weights matching ``pattern``.
+
+    ``available_only`` (default) leaves out weights with no known live copy (see ``focalnet.list_weights``)."""
+    from focalnet.weights.records import list_weights
+
+    _ensure_loaded()
+    return sorted(
+        r.name
+        for r in list_weights()
+        if (fnmatch.fnmatch(r.name, pattern) or fnmatch.fnmatch(r.variant, pattern))
+        and (r.status == "available" or not available_only)
+    )
+
+
+def _split_tag(name: str, pretrained: bool | str) -> tuple[str, str | None]:
+    """timm's ``variant.tag`` names: ``create_model("focalnet_tiny_srf.ms_in1k")`` -> (variant, tag)."""
+    if name in _REGISTRY or "." not in name:
+        return name, None
+    base, tag = name.split(".", 1)
+    if base not in _REGISTRY:
+        return name, None  # get_spec reports the unknown name
+    return base, tag
+
+
+def _cfg_for(model: nn.Module, name: str, tag: str | None) -> dict[str, Any] | None:
+    """The pretrained_cfg of the variant's weights record (tag or default), or ``None`` when it has none."""
+    from focalnet.weights.records import get_weights
+
+    try:
+        rec = get_weights(f"{name}.{tag}" if tag else name)
+    except KeyError:
+        return None
+    return rec.pretrained_cfg(in_chans=getattr(model, "in_chans", 3), stride=getattr(model, "stride", 32))
 
 
 def create_model(
     name: str,
     pretrained: bool | str = False,
     device: str | torch.device | None = None,
+    *,
+    features_only: bool = False,
+    out_indices: int | tuple[int, ...] | list[int] | None = None,
+    global_pool: str | None = None,
     **overrides: Any,
 ) -> nn.Module:
-    """Build the registered variant ``name``.
+    """Build the registered variant ``name`` (timm's ``variant.tag`` spelling picks a weights tag too).
 
     ``overrides`` replace any constructor keyword (e.g. ``num_classes=10, drop_path_rate=0.1``).
     ``pretrained=True`` loads the variant's default released weights; a string picks a weights tag
     (see ``focalnet.list_weights(name)``) or names a local file / URL to load instead.
+    timm's keywords: ``num_classes=0`` (no classifier), ``global_pool=""`` (no pooling), and
+    ``features_only=True`` with ``out_indices`` (stage indices; an int ``n`` = the last ``n``), which returns a
+    :class:`~focalnet.models.features.FeatureNet` giving a list of NCHW maps. ``model.pretrained_cfg`` is always
+    the dict of the variant's weights record (input size, crop, interpolation, mean/std), loaded or not.
     """
+    _ensure_loaded()
+    name, tag = _split_tag(name, pretrained)
+    if tag is not None and pretrained is True:
+        pretrained = tag
     spec = get_spec(name)
     kwargs = spec.build_kwargs(**overrides)
     if device is not None:
@@ -105,10 +170,27 @@ def create_model(
             model = spec.builder(**kwargs)
     else:
         model = spec.builder(**kwargs)
+    if global_pool is not None:
+        from .base import GLOBAL_POOLS
+
+        if global_pool not in GLOBAL_POOLS:
+            raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}")
+        model.global_pool = global_pool
     if pretrained:
         from focalnet.weights import load_pretrained
 
         load_pretrained(model, name, pretrained, num_classes=kwargs.get("num_classes"))
+    else:
+        cfg = _cfg_for(model, name, tag)
+        if cfg is not None:
+            model.pretrained_cfg = cfg
+    if features_only:
+        from .features import FeatureNet
+
+        return FeatureNet(model, out_indices if out_indices is not None else len(model.layers), prune=True)
+    if out_indices is not None:
+        raise TypeError("out_indices is a features_only keyword: create_model(name, features_only=True, "
+                        "out_indices=...)")
     return model
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import InputNotFoundError
+
 _logger = logging.getLogger(__name__)
 
 __all__ = ["Loaded", "resolve_checkpoint", "load_for_inference", "label_set_for", "predict_images"]
@@ -40,13 +42,13 @@ def resolve_checkpoint(path: str | os.PathLike | None, default_run: str = "runs/
     if p.is_dir():
         latest = find_latest(p / "checkpoints") or find_latest(p)
         if latest is None:
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"no checkpoint in {p}" + (" (run `focalnet train` first, or pass --checkpoint / --model)"
                                            if not path else "")
             )
         return latest
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
+        raise InputNotFoundError(f"checkpoint not found: {p}")
     return p
 
 

@@ -46,7 +46,7 @@ def effective_receptive_field(
     x = x.detach().clone().requires_grad_(True)
     with _eval_mode(model), torch.enable_grad():
         if target == "features":
-            out = model.forward_intermediates(x, indices=[stage])[0]  # (B, C, h, w)
+            out = model.forward_intermediates(x, indices=[stage], intermediates_only=True)[0]  # (B, C, h, w)
         else:
             _, maps = model.forward_modulation(x, which=[(stage, block)])
             out = maps[f"layers.{stage}.blocks.{block}.modulation"].modulator  # (B, C, h, w)

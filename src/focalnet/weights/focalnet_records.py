@@ -134,7 +134,7 @@ for _v, _file in _IN22K_224.items():
             num_classes=0 if headless else 21842,
             label_set="imagenet-22k",
             input_size=224,
-            crop_pct=0.875,
+            crop_pct=0.9,  # timm's config for these files (the only source: the authors' eval setting is unknown)
             layout="timm",
             mirrors=(_timm(_v, "ms_in22k"),),
             dead_urls=(_BLOB + _file,),

@@ -132,7 +132,9 @@ def download(
     if parsed.scheme in ("", "file"):
         path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+            from focalnet.errors import InputNotFoundError
+
+            raise InputNotFoundError(f"checkpoint not found: {path}")
         _check_hash(path, sha256, url)
         return path
     if parsed.scheme not in ("http", "https"):
@@ -264,6 +266,20 @@ def _load_file_into(model: nn.Module, path: Path, label_set: str | None, source:
     return load_weights(model, sd, strict=True)
 
 
+def _set_cfg_for_file(model: nn.Module, name: str, source: str) -> None:
+    """pretrained=PATH: the variant's record gives the preprocessing; the file and class count are the file's."""
+    try:
+        rec = get_weights(name)
+    except KeyError:
+        return
+    if not hasattr(model, "in_chans"):
+        return
+    cfg = rec.pretrained_cfg(in_chans=model.in_chans, stride=getattr(model, "stride", 32))
+    cfg.update(tag=None, url=source if "://" in source else "", file=source, hf_hub_id=None, sha256=None,
+               num_classes=getattr(model, "num_classes", cfg["num_classes"]))
+    model.pretrained_cfg = cfg
+
+
 def load_pretrained(
     model: nn.Module,
     name: str,
@@ -286,7 +302,9 @@ def load_pretrained(
         raise ValueError(f"num_classes={num_classes} but the model was built with {model.num_classes} classes")
     if isinstance(target, str):
         path = download(target, cache_dir=cache_dir, progress=progress)
-        return _load_file_into(model, path, None, target)
+        _load_file_into(model, path, None, target)
+        _set_cfg_for_file(model, name, target)
+        return model
 
     record = target
     if record.status != "available":

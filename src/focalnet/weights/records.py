@@ -54,6 +54,42 @@ class WeightsRecord:
         return [(u, self.layout) for u in self.urls] + list(self.mirrors)
 
     @property
+    def hf_hub_ids(self) -> list[str]:
+        """Hugging Face hub repos holding a copy (from the ``hf://owner/repo/...`` sources), in order."""
+        return [u[len("hf://") :].split("/", 2)[0] + "/" + u[len("hf://") :].split("/", 2)[1]
+                for u, _ in ([(u, self.layout) for u in self.urls] + list(self.mirrors)) if u.startswith("hf://")]
+
+    def pretrained_cfg(self, in_chans: int = 3, stride: int = 32) -> dict:
+        """timm's ``pretrained_cfg`` dict for these weights (what ``timm.data.resolve_data_config`` reads)."""
+        hub = self.hf_hub_ids
+        ft = self.variant.startswith("focal_transformer")
+        return {
+            "architecture": self.variant,
+            "tag": self.tag,
+            "url": self.urls[0] if self.urls else "",
+            "hf_hub_id": hub[0] if hub else None,
+            "file": self.file_name,
+            "input_size": (in_chans, self.input_size, self.input_size),
+            "fixed_input_size": False,
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+            "crop_mode": "center",
+            "mean": tuple(self.mean),
+            "std": tuple(self.std),
+            "num_classes": self.num_classes,
+            "label_set": self.label_set,
+            "pool_size": (self.input_size // stride, self.input_size // stride),
+            "first_conv": "patch_embed.proj",
+            "classifier": "head",
+            "license": self.license.lower(),
+            "origin_url": "https://github.com/microsoft/" + ("Focal-Transformer" if ft else "FocalNet"),
+            "paper_ids": "arXiv:2107.00641" if ft else "arXiv:2203.11926",
+            "sha256": self.sha256,
+            "available": self.status == "available",
+            "notes": self.notes,
+        }
+
+    @property
     def status(self) -> str:
         """``available`` (a live copy is known) or ``dead`` (only dead links are known)."""
         return "available" if self.available and (self.urls or self.mirrors) else "dead"
