@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import UsageError
+
 __all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "list_pretrained", "create_model", "model_specs",
            "check_model_kwargs"]
 
@@ -70,14 +72,21 @@ def model_specs() -> dict[str, ModelSpec]:
     return dict(_REGISTRY)
 
 
+class UnknownModelError(UsageError, KeyError):
+    """A model name that is not registered (a KeyError, as before, and a usage error: exit code 2)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_spec(name: str) -> ModelSpec:
     _ensure_loaded()
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}; {hint}see focalnet.list_models() (or `focalnet models`) for all "
             f"{len(_REGISTRY)} names"
         ) from None
@@ -86,6 +95,9 @@ def get_spec(name: str) -> ModelSpec:
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Names of registered variants matching a shell-style ``pattern`` (e.g. ``"focalnet_*_lrf"``)."""
     _ensure_loaded()
+    families = sorted({s.family for s in _REGISTRY.values()})
+    if family is not None and family not in families:
+        raise UsageError(f"unknown model family {family!r}; choose from {', '.join(families)}")
     return sorted(
         n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
     )
@@ -104,6 +116,12 @@ def list_pretrained(pattern: str = "*", available_only: bool = True) -> list[str
         if (fnmatch.fnmatch(r.name, pattern) or fnmatch.fnmatch(r.variant, pattern))
         and (r.status == "available" or not available_only)
     )
+
+
+def _is_model_dir(path: str) -> bool:
+    from pathlib import Path
+
+    return "://" not in path and Path(path).expanduser().is_dir()
 
 
 def _split_tag(name: str, pretrained: bool | str) -> tuple[str, str | None]:
@@ -141,8 +159,9 @@ def create_model(
 
     ``overrides`` replace any constructor keyword (e.g. ``num_classes=10, drop_path_rate=0.1``).
     ``pretrained=True`` loads the variant's default released weights; a string picks a weights tag
-    (see ``focalnet.list_weights(name)``) or names a local file / URL to load instead.
-    timm's keywords: ``num_classes=0`` (no classifier), ``global_pool=""`` (no pooling), and
+    (see ``focalnet.list_weights(name)``) or names a local file / URL / Hugging Face model folder to load instead
+    (a folder's ``config.json`` sets the class count and architecture flags, its ``preprocessor_config.json`` the
+    ``pretrained_cfg``). timm's keywords: ``num_classes=0`` (no classifier), ``global_pool=""`` (no pooling), and
     ``features_only=True`` with ``out_indices`` (stage indices; an int ``n`` = the last ``n``), which returns a
     :class:`~focalnet.models.features.FeatureNet` giving a list of NCHW maps. ``model.pretrained_cfg`` is always
     the dict of the variant's weights record (input size, crop, interpolation, mean/std), loaded or not.
@@ -152,6 +171,12 @@ def create_model(
     if tag is not None and pretrained is True:
         pretrained = tag
     spec = get_spec(name)
+    if isinstance(pretrained, str) and spec.family == "focalnet" and _is_model_dir(pretrained):
+        # A Hugging Face folder (save_pretrained / focalnet convert --to hf): its config.json gives the class count
+        # and the architecture flags (normalize_modulator included); explicit overrides still win.
+        from focalnet.weights.hf import read_hf_dir
+
+        overrides = {**read_hf_dir(pretrained).kwargs, **overrides}
     kwargs = spec.build_kwargs(**overrides)
     if device is not None:
         with torch.device(device):

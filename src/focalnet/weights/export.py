@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from focalnet.errors import UsageError
+from focalnet.errors import InputNotFoundError, UsageError
 
 from .convert import _full_kwargs, hf_config, model_kwargs_from_hf_config, timm_kwargs, to_canonical, to_hf, to_timm
 from .loading import CheckpointError, check_state_dict, load_state_dict_file, unwrap_state_dict
@@ -106,41 +106,58 @@ def read_checkpoint(src: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
         try:
             rec = get_weights(s)
         except KeyError:
-            raise FileNotFoundError(f"{s} is neither a file, a directory, an URL nor a weights name") from None
-        last: Exception | None = None
-        for url, _layout in rec.sources:
-            try:
-                return unwrap_state_dict(load_state_dict_file(download(url))), None, rec.variant
-            except Exception as e:  # try the next mirror
-                last = e
-        raise CheckpointError(f"could not fetch {rec.name}: {last}")
+            raise InputNotFoundError(f"{s} is neither a file, a directory, an URL nor a weights name") from None
+        from .hub import fetch_record
+
+        fetched, _url, _layout = fetch_record(rec)  # cached copies first, then each source; offline-aware
+        return unwrap_state_dict(load_state_dict_file(fetched)), None, rec.variant
     if "://" in s:
         path = download(s)
     if path.is_dir():
         files = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
         if not files:
-            raise FileNotFoundError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
+            raise CheckpointError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
         sd = unwrap_state_dict(load_state_dict_file(files[0]))
         cfg_path = path / "config.json"
         kwargs = None
         if cfg_path.is_file():
-            cfg = json.loads(cfg_path.read_text())
+            cfg = _read_json(cfg_path)
             if cfg.get("model_type") not in (None, "focalnet"):
                 raise CheckpointError(f"{cfg_path} describes a {cfg.get('model_type')!r} model, not FocalNet")
-            kwargs = model_kwargs_from_hf_config(cfg)
+            try:
+                kwargs = model_kwargs_from_hf_config(cfg)
+            except Exception as e:  # wrong types or missing keys in a hand-edited config
+                raise CheckpointError(f"{cfg_path} is not a usable FocalNet config ({type(e).__name__}: {e})") from e
         return sd, kwargs, None
     sd = unwrap_state_dict(load_state_dict_file(path))
     beside = path.with_suffix(".json")
     if beside.is_file():
-        meta = json.loads(beside.read_text())
-        if isinstance(meta, dict) and "kwargs" in meta:
+        meta = _read_json(beside)
+        if "kwargs" in meta:
+            if not isinstance(meta["kwargs"], dict):
+                raise CheckpointError(f"{beside}: 'kwargs' must be a mapping of FocalNet settings")
             return sd, dict(meta["kwargs"]), meta.get("variant")
     return sd, None, None
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a clear CheckpointError for anything else."""
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(obj).__name__}")
+    return obj
+
+
 def _id2label(num_classes: int) -> dict[int, str] | None:
+    from .hf import hf_id2label
     from .label_sets import labels
 
+    hf_names = hf_id2label(num_classes)  # Hugging Face's style: every lemma, "tench, Tinca tinca"
+    if hf_names is not None:
+        return hf_names
     try:
         if num_classes == 1000:
             return dict(enumerate(labels("imagenet-1k")))
@@ -149,6 +166,28 @@ def _id2label(num_classes: int) -> dict[int, str] | None:
     except ImportError:
         return None
     return None
+
+
+def _preprocess_for(src: str | os.PathLike, variant: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Eval preprocessing to export: the source folder's own, else the variant's weights record, else the
+    authors' default for the resolution (bicubic, crop 0.875 at 224, 1.0 above)."""
+    from .hf import is_hf_dir, read_hf_dir
+    from .records import IMAGENET_MEAN, IMAGENET_STD, get_weights
+
+    if "://" not in str(src) and is_hf_dir(src):
+        pre = read_hf_dir(src).preprocess
+        if pre is not None:
+            return pre
+    if variant:
+        try:
+            rec = get_weights(variant)
+            return {"input_size": rec.input_size, "interpolation": rec.interpolation, "crop_pct": rec.crop_pct,
+                    "mean": list(rec.mean), "std": list(rec.std)}
+        except KeyError:
+            pass
+    size = int(kwargs.get("img_size", 224))
+    return {"input_size": size, "interpolation": "bicubic", "crop_pct": 0.875 if size <= 224 else 1.0,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 def _check_destination(dst: Path, to: str, src: str | os.PathLike) -> None:
@@ -202,20 +241,28 @@ def convert_checkpoint(
     if kwargs is None:
         variant = variant or guess_variant(sd)
         if variant is None:
-            raise CheckpointError(
+            raise UsageError(
                 f"cannot tell which FocalNet variant {src} holds (no config beside it and no registered variant has "
                 "its shapes); pass --model NAME"
             )
         spec = get_spec(variant)
         if spec.family != "focalnet":
-            raise CheckpointError(f"{variant} is a {spec.family} model; focalnet convert handles FocalNet checkpoints")
+            raise UsageError(f"{variant} is a {spec.family} model; focalnet convert handles FocalNet checkpoints")
         kwargs = spec.build_kwargs(num_classes=n_cls)
     variant = variant or guess_variant(sd)
     kwargs = {**kwargs, "num_classes": n_cls}
-    with torch.device("meta"):
-        net = FocalNet(**kwargs)
+    try:
+        with torch.device("meta"):
+            net = FocalNet(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the config of {src} does not build a FocalNet ({e})") from e
     canon = to_canonical(net, sd)
-    check_state_dict(net, canon)  # names missing / unexpected / mis-shaped keys and the guessed variant
+    try:
+        check_state_dict(net, canon)  # names missing / unexpected / mis-shaped keys and the guessed variant
+    except CheckpointError as e:
+        if model is not None:  # the user's --model is what does not fit
+            raise UsageError(f"--model {model} does not fit {src}: {e}") from None
+        raise
 
     dst = Path(dst).expanduser()
     full = _jsonable(_full_kwargs(kwargs))
@@ -234,9 +281,15 @@ def convert_checkpoint(
     elif to == "original":
         summary["files"].append(_save_torch({"model": canon}, dst))
     elif to == "hf":
+        from .hf import preprocessor_config
+
         dst.mkdir(parents=True, exist_ok=True)
         summary["files"].append(save_safetensors(to_hf(canon), dst / "model.safetensors"))
+        # config.json states every flag, normalize_modulator included (transformers reads it; timm/HF's own
+        # L/XL-fl4 uploads leave it false, see docs/weights.md)
         summary["files"].append(_write_json(dst / "config.json", hf_config(kwargs, id2label=_id2label(n_cls))))
+        summary["files"].append(_write_json(dst / "preprocessor_config.json",
+                                            preprocessor_config(_preprocess_for(src, variant, full))))
     elif to == "timm":
         tsd = to_timm(canon, use_postln=bool(full["use_postln"]))
         if dst.suffix == ".safetensors":
