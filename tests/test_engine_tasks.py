@@ -181,3 +181,28 @@ def test_segmentation_two_process_ddp_matches_one_process_with_accumulation(ade,
 
     params = [n for n, _ in load_run(single.run_dir).model.named_parameters()]  # BN running stats are per rank
     _compare_params(single.run_dir, tmp_path / "ddp", params)
+
+
+@pytest.mark.slow
+def test_fsdp2_two_processes_match_one_and_the_checkpoint_loads_single_process(tmp_path):
+    """distributed=fsdp (FSDP2 fully_shard, Gloo on CPU): the same weights as one process with the same global
+    batch; its checkpoint (full state gathered to rank 0) loads into a plain single-process model, and the sharded
+    run resumes from it."""
+    from focalnet.engine.run import load_run
+
+    recipe = {"task": "classification", "device": "cpu", "progress": False, "tensorboard": False,
+              "output_dir": str(tmp_path), "max_steps": 3, "log_every": 1,
+              "model": {"kwargs": {"embed_dim": 8, "depths": [1, 1, 1, 1], "patch_size": 2}, "drop_path_rate": 0.0},
+              "data": {"img_size": 16, "batch_size": 8, "limit_train": 64, "limit_val": 16},
+              "optim": {"base_batch_size": 8}, "sched": {"epochs": 2, "warmup_epochs": 0.5}}
+    single = fit(load_run_config(_write(recipe, tmp_path / "s.yaml", name="single")))
+    recipe["data"]["batch_size"] = 4
+    _torchrun(_write(recipe, tmp_path / "f.yaml", name="fsdp", distributed="fsdp"))
+    a, b = _weights(single.run_dir), _weights(tmp_path / "fsdp")
+    assert load_checkpoint(find_latest(tmp_path / "fsdp" / "checkpoints"))["step"] == 3
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    run = load_run(tmp_path / "fsdp", device="cpu")  # a plain model, one process
+    assert all(type(p) is torch.nn.Parameter for p in run.model.parameters())
+    _torchrun(_write(recipe, tmp_path / "f2.yaml", name="fsdp", distributed="fsdp", max_steps=5, resume="auto"))
+    assert load_checkpoint(find_latest(tmp_path / "fsdp" / "checkpoints"))["step"] == 5

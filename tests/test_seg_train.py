@@ -186,7 +186,7 @@ def test_cli_reports_bad_input_clearly(run, tmp_path, capsys):
 
 def test_all_ignored_validation_set_is_an_error_not_a_number(run, tmp_path):
     tmp, data, _ = run
-    root = write_synthetic_ade(tmp_path / "d", 0, 2, (48, 48), seed=5)
+    root = write_synthetic_ade(tmp_path / "d", 1, 2, (48, 48), seed=5)
     for p in (root / "annotations/validation").glob("*.png"):
         Image.fromarray(np.full((48, 48), 255, np.uint8)).save(p)
     r = load_run(tmp / "run", [f"data.root={root}"])

@@ -82,7 +82,7 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
         bad = [k for k in keys if not k.startswith(allowed)]
         if bad:
             raise ConfigError(f"only {', '.join(k + '*' for k in allowed)} can be changed here, not: {', '.join(bad)}")
-    fixed = [k for k in keys if any(k == s or k.startswith(s + ".") for s in task_cls.structural_keys)]
+    fixed = [k for k in keys if k == "task" or k.split(".")[0] == "model"]  # the weights decide the model
     if fixed:
         raise ConfigError(f"{', '.join(fixed)}: the model of a checkpoint cannot change at evaluation or prediction "
                           "(override data / test settings only)")
