@@ -251,3 +251,16 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
                                    timeout=180_000)
         finally:
             browser.close()
+
+
+def test_serve_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from focalnet.cli import main
+
+    assert main(["serve", "--weights", str(tmp_path / "missing.pth")]) == 2
+    assert "weights not found" in capsys.readouterr().err
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "--queue-size" in capsys.readouterr().err
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    assert main(["serve", "--weights", str(tmp_path / "bad.pth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a readable weights file" in err and len(err.splitlines()) == 1
