@@ -249,6 +249,15 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
             page.click("#run")  # and the server still answers
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
                                    timeout=180_000)
+
+            page.click("#upload button[aria-label=Clear]")  # a bundled example instead of an upload
+            page.get_by_text("coffee.png").first.click()
+            page.wait_for_function("() => document.querySelector('#upload').innerText.includes('coffee')",
+                                   timeout=60_000)
+            page.click("#run")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=180_000)
+            assert page.evaluate("() => document.querySelector('#input img').naturalWidth") == 96  # 400x600 -> 64x96
         finally:
             browser.close()
 
