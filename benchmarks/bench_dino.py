@@ -2,13 +2,13 @@
 
 Two structures, random weights (speed does not depend on them): FocalNet-T (``focalnet_tiny_srf``, the 4-scale
 recipe: stages 1-3 + one extra level) and the released FocalNet-L fl4 5-scale detector (stages 0-3 + one extra,
-900 queries, 6+6 layers). Timing: interleaved rounds, medians. Time split: wall time inside every multi-scale
-deformable attention (encoder self- and decoder cross-attention), inside the backbone, and the rest, from forward
-hooks during one extra forward. Peer: the deformable-attention kernel of Hugging Face transformers on the
-encoder's real shapes, next to ours (same inputs, outputs compared first). Memory: peak bytes of live tensors
-during one forward (PyTorch's ``MemTracker``).
+900 queries, 6+6 layers). Timing: median of the timed forwards after one warm-up. Time split: wall time inside
+every multi-scale deformable attention (encoder self- and decoder cross-attention), inside the backbone, and the
+rest, from forward hooks during the timed forwards. Peer: the deformable-attention kernel of Hugging Face
+transformers on the encoder's real shapes, next to ours (same inputs, outputs compared first). Memory: peak bytes
+of live tensors during one forward (PyTorch's ``MemTracker``), which is also the warm-up.
 
-    PYTHONPATH=src python benchmarks/bench_dino.py --rounds 2 --threads 2
+    PYTHONPATH=src python benchmarks/bench_dino.py --rounds 1 --threads 2
     PYTHONPATH=src python benchmarks/bench_dino.py --models tiny --rounds 3      # quicker
 """
 
@@ -103,39 +103,37 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["tiny", "large"], choices=["tiny", "large"])
     p.add_argument("--height", type=int, default=800)
     p.add_argument("--width", type=int, default=1333)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="timed forwards per model (time split: their mean)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    from focalnet.utils.benchmark import format_table, summarize, time_interleaved
-
     x = torch.randn(1, 3, a.height, a.width)
-    models = {f"dino_focalnet_{k}": build(k) for k in a.models}
-
-    def step(m):
-        def run():
-            with torch.no_grad():
-                m(x)
-        return run
-
-    print(f"DINO inference, fp32 CPU, {a.threads} threads, batch 1 at {a.height}x{a.width}, {a.rounds} rounds\n")
-    rows = summarize(time_interleaved({k: step(m) for k, m in models.items()}, rounds=a.rounds, warmup=0, batch=1),
-                     baseline=next(iter(models)))
-    print(format_table(rows), flush=True)
-    print("\n| model | params (M) | peak memory, forward (MiB) | of which parameters (MiB) | deformable attention "
-          "share | backbone share |")
-    print("|---|---|---|---|---|---|")
-    for k, m in models.items():
-        split = time_split(m, x)
-        mem = peak_forward(m, x)
+    print(f"DINO inference, fp32 CPU, {a.threads} threads, batch 1 at {a.height}x{a.width}, {a.rounds} timed "
+          "forward(s) per model after one warm-up\n")
+    print("| model | params (M) | median s / image | images/s | peak memory, forward (MiB) | of which parameters "
+          "(MiB) | deformable attention share | backbone share |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    first = None
+    for k in a.models:
+        m = build(k)
+        first = first or m
+        mem = peak_forward(m, x)  # also the warm-up
+        splits = [time_split(m, x) for _ in range(a.rounds)]
+        med = sorted(s["total_s"] for s in splits)[len(splits) // 2]
+        da = sum(s["deform_attn"] for s in splits) / len(splits)
+        bb = sum(s["backbone"] for s in splits) / len(splits)
         n = sum(t.numel() for t in m.parameters()) / 1e6
-        print(f"| {k} | {n:.1f} | {mem['total']:.0f} | {mem['params']:.0f} | {split['deform_attn']:.1%} | "
-              f"{split['backbone']:.1%} |", flush=True)
-    first = next(iter(models.values()))
-    print("\nDeformable-attention kernel on the encoder's shapes of", next(iter(models)), "(peer: transformers)\n")
+        print(f"| dino_focalnet_{k} | {n:.1f} | {med:.2f} | {1 / med:.3f} | {mem['total']:.0f} | {mem['params']:.0f} | "
+              f"{da:.1%} | {bb:.1%} |", flush=True)
+        if m is not first:
+            del m
+    from focalnet.utils.benchmark import format_table
+
+    print(f"\nDeformable-attention kernel on the encoder's shapes of dino_focalnet_{a.models[0]} "
+          "(peer: transformers)\n")
     with torch.no_grad():
-        print(format_table(kernel_peer(first, x, max(a.rounds, 3))))
+        print(format_table(kernel_peer(first, x, max(a.rounds, 3))), flush=True)
 
 
 if __name__ == "__main__":

@@ -74,25 +74,39 @@ def garbage(path: Path, n: int = 256, seed: int = 0) -> Path:
     return path
 
 
-TINY_KWARGS = {"embed_dim": 8, "depths": [1, 1, 1, 1], "patch_size": 2, "num_classes": 3}
+TINY_KWARGS = {"embed_dim": 8, "depths": [1, 1, 1, 1], "patch_size": 2}
+TINY_TRAIN = ["model.kwargs={embed_dim: 8, depths: [1, 1, 1, 1], patch_size: 2}", "data.img_size=16",
+              "data.batch_size=4", "data.limit_train=8", "data.limit_val=4", "sched.epochs=1", "progress=false",
+              "tensorboard=false", "max_steps=1"]
+_TRAINED: dict[str, Path] = {}
 
 
-def tiny_checkpoint(path: Path, nan: bool = False, **meta_changes) -> Path:
-    """A training checkpoint (the format `focalnet train` writes) of a 3-class FocalNet with 8 channels."""
+def _trained_checkpoint() -> Path:
+    """One real checkpoint of `focalnet train` (a FocalNet with 8 channels, one step on digits), made once."""
+    if "ckpt" not in _TRAINED:
+        import tempfile
+
+        from focalnet.cli import main
+
+        out = Path(tempfile.mkdtemp(prefix="focalnet-tiny-")) / "run"
+        assert main(["train", *TINY_TRAIN, "--out", str(out)]) == 0
+        _TRAINED["ckpt"] = sorted((out / "checkpoints").glob("checkpoint-*.pt"))[-1]
+    return _TRAINED["ckpt"]
+
+
+def tiny_checkpoint(path: Path, nan: bool = False, drop: tuple[str, ...] = (), **changes) -> Path:
+    """A copy of a real `focalnet train` checkpoint at ``path``; ``nan`` fills its weights with NaN, ``changes``
+    replace top-level entries (``config=...``, ``meta=...``) and ``drop`` removes entries."""
     import torch
 
-    import focalnet
     from focalnet.engine.checkpoint import save_checkpoint
 
-    torch.manual_seed(0)
-    model = focalnet.create_model("focalnet_tiny_srf", **TINY_KWARGS)
-    sd = model.state_dict()
+    ck = torch.load(_trained_checkpoint(), map_location="cpu", weights_only=True)
     if nan:
-        sd = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()}
-    meta = {"model_name": "focalnet_tiny_srf", "model_kwargs": dict(TINY_KWARGS), "class_names": ["a", "b", "c"],
-            "preprocess": {"input_size": 32, "interpolation": "bicubic", "crop_pct": 1.0,
-                           "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-            "label_set": None}
-    meta.update(meta_changes)
-    save_checkpoint({"model": sd, "meta": meta, "step": 1}, path)
+        ck["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                       for k, v in ck["model"].items()}
+    ck.update(changes)
+    for k in drop:
+        ck.pop(k, None)
+    save_checkpoint(ck, path)
     return path

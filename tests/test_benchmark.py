@@ -96,9 +96,10 @@ def test_cli_benchmark_small_run(capsys):
     (["--compare", "onnx", "--size", "64", "--batch", "1"], "unknown peer"),
     (["--batch", "0"], "must be positive"),
 ])
-def test_cli_benchmark_bad_input(argv, message):
-    with pytest.raises(SystemExit, match=message):
-        cli_main(["benchmark", *argv])
+def test_cli_benchmark_bad_input(argv, message, capsys):
+    assert cli_main(["benchmark", *argv]) == 2  # a usage error, shown as one line by the CLI
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("focalnet benchmark: ") and err.count("\n") == 1
 
 
 def test_iqr_stays_within_measured_times():
@@ -135,3 +136,22 @@ def test_cli_benchmark_json_records(tmp_path, capsys):
         else:
             assert r["train_step_median_s"] > 0
     assert next(r for r in records if r["name"] == "ours")["forward_time_vs_ours"] == 1.0
+
+
+def test_selective_recompute_same_gradients_less_memory():
+    torch.manual_seed(0)
+    model = focalnet.FocalNet(embed_dim=16, depths=[1, 1, 2, 1], num_classes=5, drop_path_rate=0.0).train()
+    x = torch.randn(2, 3, 64, 64)
+    grads, acts = {}, {}
+    for mode in (False, True, "mlp"):
+        model.set_selective_recompute(mode)
+        model.zero_grad(set_to_none=True)
+        model(x).logsumexp(-1).mean().backward()
+        grads[mode] = [p.grad.clone() for p in model.parameters()]
+        acts[mode] = step_peak_memory(model, x)["ACT"]
+    for mode in (True, "mlp"):
+        for a, b in zip(grads[False], grads[mode]):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert acts["mlp"] < acts[True] < 0.75 * acts[False]
+    with pytest.raises(ValueError, match="selective"):
+        model.set_selective_recompute("all")

@@ -175,6 +175,8 @@ def test_bad_images_and_configs_give_clear_errors():
     (dict(return_interm_indices=[0, 1, 2, 3], num_feature_levels=4), (0, 1, 2, 3)),
     (dict(return_interm_indices=[1, 2, 3], num_feature_levels=5), (1, 2, 3)),
     (dict(return_interm_indices=[3], num_feature_levels=1, two_stage_type="no"), (3,)),
+    (dict(two_stage_class_embed_share=True, two_stage_bbox_embed_share=True, use_detached_boxes_dec_out=True,
+          aux_loss=False), (1, 2, 3)),
     (dict(dec_pred_class_embed_share=False, dec_pred_bbox_embed_share=False, two_stage_learn_wh=True,
           transformer_activation="prelu", pre_norm=True, embed_init_tgt=False, two_stage_pat_embed=2), (1, 2, 3)),
 ])
@@ -191,6 +193,8 @@ def test_other_structures_round_trip_through_the_original_layout(kw, idx):
     torch.testing.assert_close(a["pred_logits"], b["pred_logits"])
     torch.testing.assert_close(a["pred_boxes"], b["pred_boxes"])
     assert ("interm_outputs" in a) == (model.config.two_stage_type == "standard")
+    assert len(a["aux_outputs"]) == 1  # always returned, as the original's build_dino forces aux_loss=True
+    assert ("loss_ce_0" in model.weight_dict) == model.config.aux_loss
     res = model.postprocess(a, torch.tensor([[40, 56], [32, 32]]))
     assert res[0]["boxes"].shape == (5, 4)
 

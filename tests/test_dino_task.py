@@ -80,3 +80,27 @@ def test_short_cpu_run_learns_evaluates_and_draws(tmp_path, monkeypatch):
     img = Path(p["train_images"]) / "000000.png"
     assert main(["predict", str(img), "--checkpoint", str(run), "--out", str(tmp_path / "pred"), "--score", "0"]) == 0
     assert (tmp_path / "pred" / "000000_dino.png").is_file()
+
+
+def test_pretrained_backbone_and_dino_weights_load_into_the_task_model(tmp_path):
+    from focalnet.det.dino import to_original_state_dict
+    from focalnet.models.focalnet import FocalNet
+    from focalnet.tasks.dino import DinoTask
+    from focalnet.weights.loading import CheckpointError
+
+    cfg_path = REPO / "configs" / "detection" / "dino_focalnet_synthetic_demo.yaml"
+    kw = dict(embed_dim=32, depths=[1, 1, 2, 1], focal_levels=[2] * 4, focal_windows=[3] * 4)
+    cls = FocalNet(num_classes=10, **kw)
+    torch.save({"model": cls.state_dict()}, tmp_path / "cls.pth")
+    task = DinoTask(load_run_config(cfg_path, [f"model.pretrained={tmp_path / 'cls.pth'}"]))
+    model = task.build_model()
+    w = model.backbone.body.layers[2].blocks[0].modulation.f.weight
+    assert torch.equal(w, cls.layers[2].blocks[0].modulation.f.weight)
+    # a FocalNet-DINO file in the original layout starts a run; the structure must match the recipe's
+    import argparse
+
+    args = dict(task._resolved["dino_args"], backbone="focalnet_L_384_22k_fl4")
+    torch.save({"model": to_original_state_dict(model), "args": argparse.Namespace(**args)}, tmp_path / "d.pth")
+    with pytest.raises(CheckpointError, match="4-scale"):
+        DinoTask(load_run_config(cfg_path, [f"model.weights={tmp_path / 'd.pth'}",
+                                            "model.args.num_feature_levels=5"])).build_model()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("focalnet.commands.detect", "old spelling of train/eval/predict for detection (prints the new one)"),
     "segment": ("focalnet.commands.segment", "old spelling of train/eval/predict for segmentation (prints the new)"),
     "benchmark": ("focalnet.commands.benchmark", "measure forward/backward speed and memory"),
+    "export": ("focalnet.commands.export", "export a classifier as ONNX or a torch.export program, verified"),
 }
 
 

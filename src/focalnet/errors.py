@@ -12,7 +12,7 @@ This module imports nothing from the package, so every layer can use it.
 
 from __future__ import annotations
 
-__all__ = ["FocalnetError", "UsageError", "one_line"]
+__all__ = ["FocalnetError", "UsageError", "InputNotFoundError", "one_line"]
 
 
 class FocalnetError(Exception):
@@ -25,6 +25,13 @@ class UsageError(FocalnetError):
     """Invalid arguments or configuration, detected before any work starts. Exit code 2."""
 
     exit_code = 2
+
+
+class InputNotFoundError(FocalnetError, FileNotFoundError):
+    """A file or folder the user named does not exist (still a FileNotFoundError). Exit code 1."""
+
+    def __str__(self) -> str:  # the message as given, not "[Errno ...]"
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 def one_line(message: object, limit: int = 2000) -> str:

@@ -115,7 +115,7 @@ class Predictor:
             raise ValueError("fp16 inference is for CUDA devices; use bf16 or fp32 on the CPU")
         self.precision = precision
         self.channels_last = bool(channels_last)
-        _set_fused(self.model, not exact)
+        self._fused = not exact
         if compile == "auto":
             compile = self.device.type == "cuda" or (
                 expected_images is not None and expected_images >= compile_min_images
@@ -159,9 +159,15 @@ class Predictor:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # Set on every call (a few microseconds): two predictors, one exact, may share a model.
+        _set_fused(self.model, self._fused)
         x = self.prepare(x)
         with self._precision_context():
             return self._forward(x).float()
+
+    def as_module(self) -> nn.Module:
+        """An ``nn.Module`` whose forward is this predictor (for code that expects a model, e.g. an eval loop)."""
+        return _PredictorModule(self)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax over the classes (fp32)."""
@@ -171,3 +177,13 @@ class Predictor:
         s = self.settings
         return (f"Predictor({type(self.model).__name__}, device={s.device}, precision={s.precision}, "
                 f"channels_last={s.channels_last}, compiled={s.compiled}, exact={s.exact})")
+
+
+class _PredictorModule(nn.Module):
+    def __init__(self, predictor: Predictor) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.inner = predictor.model  # registered, so .to()/.eval()/parameters() reach the model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(x)

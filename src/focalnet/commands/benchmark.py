@@ -45,17 +45,20 @@ def _progress(total: int):
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from focalnet.errors import UsageError
     from focalnet.models.registry import get_spec
     from focalnet.utils.benchmark import compare_speed, saved_activation_bytes, step_peak_memory
     from focalnet.utils.flops import count_macs
 
     if args.batch < 1 or args.size < 1 or args.rounds < 1 or args.warmup < 0:
-        raise SystemExit("focalnet benchmark: --batch, --size and --rounds must be positive, --warmup >= 0")
-    try:
-        get_spec(args.model)
-    except KeyError as e:
-        raise SystemExit(f"focalnet benchmark: {e.args[0]}") from None
+        raise UsageError("--batch, --size and --rounds must be positive, --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    get_spec(args.model)  # an unknown name is a UsageError naming the closest ones
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
+    unknown = [c for c in compare if c not in ("timm", "hf")]
+    if unknown:
+        raise UsageError(f"unknown peer {unknown[0]!r}; choose from timm, hf")
     variants = [v for v, on in [("channels_last", args.channels_last), ("bf16", args.bf16),
                                 ("compile", args.compile), ("exact", args.exact), ("predictor", args.predictor)] if on]
 
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                                variants=variants, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
                                progress=progress, memory=bool(args.json or args.memory))
     except (ValueError, KeyError) as e:
-        raise SystemExit(f"focalnet benchmark: {e}") from None
+        raise UsageError(str(e.args[0]) if e.args else str(e)) from None
     finally:
         if bar is not None:
             bar.close()
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_json(report.records(), args.json)
         except OSError as e:
-            raise SystemExit(f"focalnet benchmark: cannot write {args.json}: {e}") from None
+            raise UsageError(f"cannot write {args.json}: {e}") from None
         print(f"\nwritten: {args.json} ({len(report.records())} records)")
 
     if args.memory:

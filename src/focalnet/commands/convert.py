@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-from focalnet.errors import one_line
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from focalnet.weights.export import FORMATS
@@ -31,16 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from focalnet.weights.export import convert_checkpoint
-    from focalnet.weights.loading import CheckpointError
 
-    try:
-        s = convert_checkpoint(args.src, args.dst, model=args.model, to=args.to)
-    except (CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"focalnet convert: {one_line(e)}", file=sys.stderr)
-        return 2
+    s = convert_checkpoint(args.src, args.dst, model=args.model, to=args.to)  # errors: one line via cli.main
     print(f"variant:  {s['variant'] or '(custom config)'}")
     print(f"layout:   {s['from_layout']} -> {s['to']}")
     print(f"tensors:  {s['tensors']} ({s['params']:,} values), verified against the variant's shapes")

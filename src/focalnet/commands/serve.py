@@ -14,6 +14,8 @@ import ipaddress
 import sys
 from pathlib import Path
 
+from focalnet.errors import one_line
+
 WEIGHT_SUFFIXES = {".pth", ".pt", ".bin", ".safetensors"}
 
 
@@ -50,20 +52,42 @@ def run(args: argparse.Namespace) -> int:
         files += sorted(p for p in d.iterdir() if p.suffix.lower() in WEIGHT_SUFFIXES)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        print(f"focalnet serve: weights not found: {', '.join(missing)}", file=sys.stderr)
+        print(f"focalnet serve: weights not found (or not regular files): {', '.join(missing)}", file=sys.stderr)
         return 2
     if args.queue_size < 1 or args.max_frames < 1:
         print("focalnet serve: --queue-size and --max-frames must be >= 1", file=sys.stderr)
+        return 2
+    problems = []
+    if not 0 <= args.port <= 65535:
+        problems.append(f"--port must be in 0..65535 (0 = any free port), got {args.port}")
+    if args.size < 32:
+        problems.append(f"--size must be >= 32 (the network's stride), got {args.size}")
+    if not args.max_upload_mb > 0:
+        problems.append(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    if problems:
+        print(f"focalnet serve: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    from focalnet.engine.distributed import resolve_device
+    from focalnet.errors import UsageError
+
+    try:
+        resolve_device(args.device)
+    except UsageError as e:
+        print(f"focalnet serve: {e}", file=sys.stderr)
         return 2
     models = list_models(args.models, family="focalnet") if args.models else default_models()
     if not models:
         print(f"focalnet serve: no FocalNet matches --models {args.models!r}", file=sys.stderr)
         return 2
+    if args.model not in models:
+        print(f"focalnet serve: --model {args.model} is not one of the offered models ({', '.join(models)})",
+              file=sys.stderr)
+        return 2
     try:
         infos = scan_weights({f.name: str(f) for f in files})
-    except UserError as e:
-        print(f"focalnet serve: {e}", file=sys.stderr)
-        return 2
+    except UserError as e:  # a damaged or refused weights file: a runtime error
+        print(f"focalnet serve: {one_line(e)}", file=sys.stderr)
+        return 1
     for info in infos.values():
         if info.variant is None:
             print(f"WARNING: {info.path} matches no registered FocalNet variant; it is not offered.", file=sys.stderr)

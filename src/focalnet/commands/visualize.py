@@ -243,6 +243,10 @@ def _check_args(args: argparse.Namespace) -> None:
         problems.append(f"--animate {args.animate} is a folder; give a .gif or .mp4 file name")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         problems.append(f"--out {args.out} is a file; give a folder")
+    if not problems:
+        from focalnet.engine.distributed import resolve_device
+
+        resolve_device(args.device)  # a ConfigError (exit 2) for a device that is not there
     if problems:
         raise UsageError("; ".join(problems))
 
@@ -284,9 +288,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             focalnet.load_weights(model, args.weights)
             check_finite(model, args.weights)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError) as e:  # missing, damaged, refused (pickled code), broken (NaN), not fitting
             print(f"focalnet visualize: cannot load --weights: {one_line(e)}", file=sys.stderr)
-            return 2
+            return 1
         weights = str(args.weights)
     elif not args.checkpoint:
         print(f"WARNING: no --weights given: {args.model} has {RANDOM_WEIGHTS_NOTE}; they show the architecture, "
@@ -351,5 +355,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote maps of {done} image(s) to {out}{note}")
     for f in failed:
-        print(f"failed: {f}", file=sys.stderr)
-    return 1 if failed else 0
+        print(f"failed: {one_line(f)}", file=sys.stderr)
+    if failed:
+        print(f"focalnet visualize: error: {len(failed)} input(s) failed, {done} image(s) done", file=sys.stderr)
+        return 1
+    if done == 0:
+        print("focalnet visualize: error: no images found in the inputs", file=sys.stderr)
+        return 1
+    return 0

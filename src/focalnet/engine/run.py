@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import one_line
 from focalnet.utils.config import ConfigError, apply_overrides, from_dict
 
 from .checkpoint import find_latest, load_checkpoint
@@ -60,10 +61,21 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
     """Rebuild the model of a checkpoint with its own config (+ ``overrides`` of data / evaluation keys) in eval
     mode on ``device``."""
     ckpt_path = find_checkpoint(path)
+    from focalnet.weights.loading import CheckpointError
+
     ck = load_checkpoint(ckpt_path, map_location="cpu")
     task_name = ck.get("task", "classification")
-    task_cls = get_task(task_name)
+    try:
+        task_cls = get_task(task_name)
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"{ckpt_path}: {e}") from None
     data = ck.get("config") or {}
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{ckpt_path}: its saved config is a {type(data).__name__}, not a mapping")
+    try:  # the checkpoint's own config first: a broken one is a bad file (exit 1), not a bad command line
+        task_cls.validate_config(from_dict(task_cls.config_class, json.loads(json.dumps(data))))
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt_path}: its saved config is not valid ({one_line(e)})") from None
     overrides = list(overrides or [])
     if allowed is not None:
         bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(allowed)]
@@ -75,17 +87,19 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
     dev = resolve_device(device)
     if cfg.threads > 0 and not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(cfg.threads)
-    task = task_cls(cfg)
-    task.load_meta(ck.get("meta") or {})
-    model = task.build_model()
+    try:
+        task = task_cls(cfg)
+        task.load_meta(ck.get("meta") or {})
+        model = task.build_model()
+    except Exception as e:  # a checkpoint whose config / metadata cannot rebuild its model
+        raise CheckpointError(f"{ckpt_path}: cannot rebuild the model it describes ({type(e).__name__}: "
+                              f"{one_line(e)})") from None
     state = ck["ema"] if use_ema and ck.get("ema") is not None else ck["model"]
     if use_ema and ck.get("ema") is None:
         raise ConfigError(f"{ckpt_path} has no EMA weights (the run was trained with ema=false)")
     try:
         model.load_state_dict(state)
-    except RuntimeError as e:
-        from focalnet.weights.loading import CheckpointError
-
+    except (RuntimeError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{ckpt_path}: the weights do not fit the model its config describes "
                               f"({str(e).splitlines()[0]})") from None
     from focalnet.weights.loading import check_finite
@@ -116,16 +130,25 @@ def _run_dir_of(ckpt: Path) -> Path:
 
 
 def evaluate_run(path: str | os.PathLike, overrides: list[str] | None = None, device: str = "auto",
-                 amp: str = "none", use_ema: bool = False, json_path: str | os.PathLike | None = None
-                 ) -> dict[str, Any]:
+                 amp: str = "none", use_ema: bool = False, json_path: str | os.PathLike | None = None,
+                 fast: bool = False) -> dict[str, Any]:
     """Metrics of a checkpoint on its config's evaluation data; written to ``json_path`` (default: ``eval.json``
-    in the run folder). Returns the metrics plus ``task``, ``checkpoint``, ``step`` and ``json``."""
+    in the run folder). Returns the metrics plus ``task``, ``checkpoint``, ``step`` and ``json``. ``fast``
+    (classification): run the model through :class:`focalnet.Predictor`'s fast path."""
     run = load_run(path, overrides, device, amp, use_ema)
     dataset = run.task.build_eval_dataset()
+    model = run.model
+    if fast:
+        if run.cfg.task != "classification":
+            raise ValueError(f"--fast is for classification checkpoints; this one is a {run.cfg.task} run")
+        from focalnet.predictor import Predictor
+
+        model = Predictor(model, device=run.ctx.device, expected_images=len(dataset)).as_module()
     with torch.no_grad():
-        metrics = run.task.evaluate(run.model, dataset, run.ctx)
+        metrics = run.task.evaluate(model, dataset, run.ctx)
     result = {"task": run.cfg.task, "checkpoint": str(run.checkpoint), "step": run.step, "ema": use_ema,
-              "device": str(run.ctx.device), **metrics}
+              "device": str(run.ctx.device), **({"predictor": model.predictor.settings.as_dict()} if fast else {}),
+              **metrics}
     out = Path(json_path) if json_path else _run_dir_of(run.checkpoint) / "eval.json"
     write_json(result, out)
     result["json"] = str(out)

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from focalnet.layers import DropPath, Mlp
 from focalnet.layers import fused as _fused
+from focalnet.layers.dwconv import LARGE_KERNEL, depthwise_conv2d
 
 from .base import HierarchicalClassifier, Stage, init_weights_original
 from .registry import ModelSpec, register_model
@@ -123,7 +125,14 @@ class FocalModulation(nn.Module):
         for level, layer in enumerate(self.focal_layers):
             # each level refines the previous one: hierarchical contextualisation
             conv = layer[0]
-            ctx = _fused.dwconv_gelu(ctx, conv.weight, conv.padding[0]) if fused else layer(ctx)
+            if fused:
+                ctx = _fused.dwconv_gelu(ctx, conv.weight, conv.padding[0])
+            elif conv.kernel_size[0] >= LARGE_KERNEL and ctx.device.type == "cpu" and torch.is_grad_enabled() \
+                    and not _fused._tracing():
+                # aten's CPU weight gradient of a 15x15 depthwise conv crawls (a bf16 step seemed to hang)
+                ctx = layer[1](depthwise_conv2d(ctx, conv.weight, conv.padding[0]))
+            else:
+                ctx = layer(ctx)
             gate = g[:, level : level + 1]
             ctx_all = ctx * gate if ctx_all is None else ctx_all.addcmul_(ctx, gate)
         ctx_global = self.act(ctx.mean((2, 3), keepdim=True))  # (B, C, 1, 1) from the last level
@@ -151,6 +160,21 @@ class FocalModulation(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, kernel_sizes={self.kernel_sizes}, normalize_modulator={self.normalize_modulator}"
+
+
+_GEMMS = (torch.ops.aten.addmm.default, torch.ops.aten.mm.default, torch.ops.aten.bmm.default)
+
+
+def _gemm_policy(recompute_width: int | None):
+    """Save GEMM outputs, recompute everything else; a GEMM whose output has ``recompute_width`` columns (the
+    MLP's hidden layer) is recomputed too."""
+
+    def policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+        if op in _GEMMS and not (recompute_width is not None and args[-1].shape[-1] == recompute_width):
+            return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
+
+    return policy
 
 
 class FocalNetBlock(nn.Module):
@@ -191,9 +215,19 @@ class FocalNetBlock(nn.Module):
             self.gamma_1 = 1.0
             self.gamma_2 = 1.0
         self.fused_inference = True  # see FocalModulation.fused_inference
+        # Selective recomputation (FocalNet.set_selective_recompute): keep only the GEMM outputs for the backward
+        # pass and recompute the cheap element-wise work (LayerNorms, GELUs, depthwise levels, gating).
+        self.recompute_cheap: bool | str = False
 
     def forward(self, x: torch.Tensor, return_maps: bool = False):
         """``x``: (B, H, W, C). Post-norm reuses ``norm1``/``norm2`` after the branch, as the original does."""
+        if self.recompute_cheap and not return_maps and torch.is_grad_enabled() and not _fused._tracing():
+            width = self.mlp.fc1.out_features if self.recompute_cheap == "mlp" else None
+            return checkpoint(self._forward, x, use_reentrant=False,
+                              context_fn=lambda: create_selective_checkpoint_contexts(_gemm_policy(width)))
+        return self._forward(x, return_maps)
+
+    def _forward(self, x: torch.Tensor, return_maps: bool = False):
         if (not return_maps and not self.use_postln and isinstance(self.gamma_1, float) and self.gamma_1 == 1.0
                 and self.gamma_2 == 1.0 and self.fused_inference and not self.training and _fused.fusable(x)):
             # CPU inference: residual adds and the MLP's GELU ride in the GEMMs' epilogues.
@@ -371,6 +405,17 @@ class FocalNet(HierarchicalClassifier):
         self.feature_info = self._feature_info()
         self.apply(_init_weights)  # leaves the layer-scale gammas at layerscale_value
         self.set_grad_checkpointing(use_checkpoint)
+
+    def set_selective_recompute(self, enable: bool | str = True) -> None:
+        """Selective recomputation: keep only the GEMM outputs of each block for the backward pass and recompute
+        the cheap parts (LayerNorms, GELUs, depthwise focal levels, gating, residual adds) there, instead of whole
+        blocks. ``"mlp"`` also recomputes the MLP's hidden layer (its GEMM, the block's largest activation): less
+        memory for more time. Numerics are unchanged: the same ops run again. See docs/benchmarks.md."""
+        if enable not in (True, False, "mlp"):
+            raise ValueError(f"set_selective_recompute takes True, False or 'mlp', got {enable!r}")
+        for stage in self.layers:
+            for blk in stage.blocks:
+                blk.recompute_cheap = enable
 
     def modulation_names(self) -> list[str]:
         """Module paths of every focal modulation, e.g. ``layers.3.blocks.1.modulation``, in forward order."""

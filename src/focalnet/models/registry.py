@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import UsageError
+
 __all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "list_pretrained", "create_model", "model_specs",
            "check_model_kwargs"]
 
@@ -70,14 +72,21 @@ def model_specs() -> dict[str, ModelSpec]:
     return dict(_REGISTRY)
 
 
+class UnknownModelError(UsageError, KeyError):
+    """A model name that is not registered (a KeyError, as before, and a usage error: exit code 2)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_spec(name: str) -> ModelSpec:
     _ensure_loaded()
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}; {hint}see focalnet.list_models() (or `focalnet models`) for all "
             f"{len(_REGISTRY)} names"
         ) from None
@@ -86,6 +95,9 @@ def get_spec(name: str) -> ModelSpec:
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Names of registered variants matching a shell-style ``pattern`` (e.g. ``"focalnet_*_lrf"``)."""
     _ensure_loaded()
+    families = sorted({s.family for s in _REGISTRY.values()})
+    if family is not None and family not in families:
+        raise UsageError(f"unknown model family {family!r}; choose from {', '.join(families)}")
     return sorted(
         n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
     )

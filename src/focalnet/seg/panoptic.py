@@ -203,14 +203,26 @@ class CocoPanopticDataset(_Base):
         return len(self.items)
 
     def _read_png(self, i: int) -> np.ndarray:
+        import warnings
+
         from PIL import Image
 
+        from focalnet.data.images import ImageLoadError, check_regular_file
+
         iid, img_path, png_path, segs, meta = self.items[i]
-        with Image.open(png_path) as im:
-            if im.mode != "RGB":
-                raise SegDataError(f"{png_path}: a panoptic PNG must be RGB (id = R + 256 G + 256^2 B), got mode "
-                                   f"{im.mode}")
-            ids = rgb2id(np.asarray(im))
+        try:
+            check_regular_file(png_path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(png_path) as im:
+                    if im.mode != "RGB":
+                        raise SegDataError(f"{png_path}: a panoptic PNG must be RGB (id = R + 256 G + 256^2 B), got "
+                                           f"mode {im.mode}")
+                    ids = rgb2id(np.asarray(im))
+        except (SegDataError, ImageLoadError):
+            raise
+        except Exception as e:  # damaged, not a PNG, a decompression bomb
+            raise SegDataError(f"cannot read panoptic PNG {png_path}: {type(e).__name__}: {e}") from e
         h, w = meta.get("height"), meta.get("width")
         if (h, w) != (None, None) and ids.shape != (h, w):
             raise SegDataError(f"{png_path.name} is {ids.shape[1]}x{ids.shape[0]} but the JSON says image "
@@ -227,7 +239,7 @@ class CocoPanopticDataset(_Base):
 
     def check(self, progress: bool = False) -> None:
         """Decode every PNG and read every image header now (sizes, ids), before any training."""
-        from PIL import Image
+        from focalnet.data.images import image_size
 
         items = range(len(self))
         if progress:
@@ -236,8 +248,7 @@ class CocoPanopticDataset(_Base):
             items = tqdm(items, desc="check data", leave=False)
         for i in items:
             ids = self._read_png(i)
-            with Image.open(self.items[i][1]) as im:
-                w, h = im.size
+            w, h = image_size(self.items[i][1])  # upright (EXIF), header only; bad files: ImageLoadError
             if ids.shape != (h, w):
                 raise SegDataError(f"{self.items[i][2].name} is {ids.shape[1]}x{ids.shape[0]} but image "
                                    f"{self.items[i][1].name} is {w}x{h} (width x height)")

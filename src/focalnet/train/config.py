@@ -227,6 +227,15 @@ def _check_numbers(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
     if cfg.model.drop_path_rate is not None and not 0 <= cfg.model.drop_path_rate < 1:
         raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {cfg.model.drop_path_rate}")
+    a = cfg.aug
+    for key in ("mixup", "cutmix"):
+        if getattr(a, key) < 0:
+            raise ConfigError(f"aug.{key} must be >= 0 (0 turns it off), got {getattr(a, key)}")
+    for key in ("hflip", "reprob", "mixup_prob", "mixup_switch_prob"):
+        if not 0 <= getattr(a, key) <= 1:
+            raise ConfigError(f"aug.{key} is a probability in [0, 1], got {getattr(a, key)}")
+    if not 0 <= a.label_smoothing < 1:
+        raise ConfigError(f"aug.label_smoothing must be in [0, 1), got {a.label_smoothing}")
     if cfg.model.num_classes is not None and cfg.model.num_classes < 1:
         raise ConfigError(f"model.num_classes must be >= 1, got {cfg.model.num_classes}")
     from timm.optim import list_optimizers

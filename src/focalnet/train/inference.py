@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalnet.errors import InputNotFoundError
+
 _logger = logging.getLogger(__name__)
 
 __all__ = ["Loaded", "resolve_checkpoint", "load_for_inference", "label_set_for", "predict_images"]
@@ -40,13 +42,13 @@ def resolve_checkpoint(path: str | os.PathLike | None, default_run: str = "runs/
     if p.is_dir():
         latest = find_latest(p / "checkpoints") or find_latest(p)
         if latest is None:
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"no checkpoint in {p}" + (" (run `focalnet train` first, or pass --checkpoint / --model)"
                                            if not path else "")
             )
         return latest
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
+        raise InputNotFoundError(f"checkpoint not found: {p}")
     return p
 
 
@@ -129,9 +131,15 @@ def load_for_inference(
 
 @torch.no_grad()
 def predict_images(loaded: Loaded, paths: list[str], topk: int = 5, device: str | torch.device = "cpu",
-                   batch_size: int = 16) -> list[dict[str, Any]]:
-    """Top-k predictions per image path; an unreadable image gives ``{"path", "error"}`` and the rest go on."""
+                   batch_size: int = 16, exact: bool = False) -> list[dict[str, Any]]:
+    """Top-k predictions per image path; an unreadable image gives ``{"path", "error"}`` and the rest go on.
+
+    Runs through :class:`focalnet.Predictor`'s fast path (bf16 where the hardware has it, channels-last); ``exact``
+    switches back to plain fp32."""
     from focalnet.data import ImageLoadError, build_transform, load_rgb
+    from focalnet.predictor import Predictor
+
+    predictor = Predictor(loaded.model, device=device, compile=False, exact=exact)
 
     tf = build_transform(loaded.preprocess)
     results: list[dict[str, Any]] = [{} for _ in paths]
@@ -144,7 +152,7 @@ def predict_images(loaded: Loaded, paths: list[str], topk: int = 5, device: str 
     for s in range(0, len(ok), batch_size):
         chunk = ok[s : s + batch_size]
         x = torch.stack([t for _, t in chunk]).to(device)
-        probs = loaded.model(x).float().softmax(-1)
+        probs = predictor(x).softmax(-1)
         k = min(topk, probs.shape[1])
         top = probs.topk(k, dim=1)
         for (i, _), pv, iv in zip(chunk, top.values.tolist(), top.indices.tolist(), strict=True):

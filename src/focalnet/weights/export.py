@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from focalnet.errors import UsageError
+from focalnet.errors import InputNotFoundError, UsageError
 
 from .convert import _full_kwargs, hf_config, model_kwargs_from_hf_config, timm_kwargs, to_canonical, to_hf, to_timm
 from .loading import CheckpointError, check_state_dict, load_state_dict_file, unwrap_state_dict
@@ -106,7 +106,7 @@ def read_checkpoint(src: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
         try:
             rec = get_weights(s)
         except KeyError:
-            raise FileNotFoundError(f"{s} is neither a file, a directory, an URL nor a weights name") from None
+            raise InputNotFoundError(f"{s} is neither a file, a directory, an URL nor a weights name") from None
         last: Exception | None = None
         for url, _layout in rec.sources:
             try:
@@ -119,23 +119,39 @@ def read_checkpoint(src: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
     if path.is_dir():
         files = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
         if not files:
-            raise FileNotFoundError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
+            raise CheckpointError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
         sd = unwrap_state_dict(load_state_dict_file(files[0]))
         cfg_path = path / "config.json"
         kwargs = None
         if cfg_path.is_file():
-            cfg = json.loads(cfg_path.read_text())
+            cfg = _read_json(cfg_path)
             if cfg.get("model_type") not in (None, "focalnet"):
                 raise CheckpointError(f"{cfg_path} describes a {cfg.get('model_type')!r} model, not FocalNet")
-            kwargs = model_kwargs_from_hf_config(cfg)
+            try:
+                kwargs = model_kwargs_from_hf_config(cfg)
+            except Exception as e:  # wrong types or missing keys in a hand-edited config
+                raise CheckpointError(f"{cfg_path} is not a usable FocalNet config ({type(e).__name__}: {e})") from e
         return sd, kwargs, None
     sd = unwrap_state_dict(load_state_dict_file(path))
     beside = path.with_suffix(".json")
     if beside.is_file():
-        meta = json.loads(beside.read_text())
-        if isinstance(meta, dict) and "kwargs" in meta:
+        meta = _read_json(beside)
+        if "kwargs" in meta:
+            if not isinstance(meta["kwargs"], dict):
+                raise CheckpointError(f"{beside}: 'kwargs' must be a mapping of FocalNet settings")
             return sd, dict(meta["kwargs"]), meta.get("variant")
     return sd, None, None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a clear CheckpointError for anything else."""
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, not {type(obj).__name__}")
+    return obj
 
 
 def _id2label(num_classes: int) -> dict[int, str] | None:
@@ -202,20 +218,28 @@ def convert_checkpoint(
     if kwargs is None:
         variant = variant or guess_variant(sd)
         if variant is None:
-            raise CheckpointError(
+            raise UsageError(
                 f"cannot tell which FocalNet variant {src} holds (no config beside it and no registered variant has "
                 "its shapes); pass --model NAME"
             )
         spec = get_spec(variant)
         if spec.family != "focalnet":
-            raise CheckpointError(f"{variant} is a {spec.family} model; focalnet convert handles FocalNet checkpoints")
+            raise UsageError(f"{variant} is a {spec.family} model; focalnet convert handles FocalNet checkpoints")
         kwargs = spec.build_kwargs(num_classes=n_cls)
     variant = variant or guess_variant(sd)
     kwargs = {**kwargs, "num_classes": n_cls}
-    with torch.device("meta"):
-        net = FocalNet(**kwargs)
+    try:
+        with torch.device("meta"):
+            net = FocalNet(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the config of {src} does not build a FocalNet ({e})") from e
     canon = to_canonical(net, sd)
-    check_state_dict(net, canon)  # names missing / unexpected / mis-shaped keys and the guessed variant
+    try:
+        check_state_dict(net, canon)  # names missing / unexpected / mis-shaped keys and the guessed variant
+    except CheckpointError as e:
+        if model is not None:  # the user's --model is what does not fit
+            raise UsageError(f"--model {model} does not fit {src}: {e}") from None
+        raise
 
     dst = Path(dst).expanduser()
     full = _jsonable(_full_kwargs(kwargs))

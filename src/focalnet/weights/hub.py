@@ -132,7 +132,9 @@ def download(
     if parsed.scheme in ("", "file"):
         path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+            from focalnet.errors import InputNotFoundError
+
+            raise InputNotFoundError(f"checkpoint not found: {path}")
         _check_hash(path, sha256, url)
         return path
     if parsed.scheme not in ("http", "https"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from focalnet.errors import FocalnetError
+from focalnet.errors import FocalnetError, InputNotFoundError
 
 _logger = logging.getLogger(__name__)
 
@@ -31,8 +31,12 @@ class CheckpointError(FocalnetError, ValueError):
 def load_state_dict_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a ``.pth``/``.pt``/``.bin`` (weights-only pickle) or ``.safetensors`` file into a dict."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not path.exists():
+        raise InputNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise CheckpointError(f"{path} is not a regular file (a pipe or device?); pass a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes); the download or save was interrupted")
     with open(path, "rb") as fh:
@@ -104,7 +108,7 @@ def _read_source(source, map_location) -> dict:
         for name in ("model.safetensors", "pytorch_model.bin"):
             if (Path(s) / name).is_file():
                 return load_state_dict_file(Path(s) / name, map_location)
-        raise FileNotFoundError(f"{s} is a directory without model.safetensors or pytorch_model.bin")
+        raise CheckpointError(f"{s} is a folder without model.safetensors or pytorch_model.bin")
     return load_state_dict_file(s, map_location)
 
 

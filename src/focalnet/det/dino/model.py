@@ -433,10 +433,11 @@ class DINO(nn.Module):
             coords.append((self.box_head(i)(h) + inverse_sigmoid(ref)).sigmoid())
             classes.append(self.class_head(i)(h))
         if dn_meta is not None:
-            classes, coords = split_denoising_outputs(classes, coords, dn_meta, cfg.aux_loss)
-        out: dict[str, Any] = {"pred_logits": classes[-1], "pred_boxes": coords[-1]}
-        if cfg.aux_loss:
-            out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": b} for a, b in zip(classes[:-1], coords[:-1])]
+            classes, coords = split_denoising_outputs(classes, coords, dn_meta, aux_loss=True)
+        # The original build_dino always passes aux_loss=True: args.aux_loss only shapes the weight_dict.
+        out: dict[str, Any] = {"pred_logits": classes[-1], "pred_boxes": coords[-1],
+                               "aux_outputs": [{"pred_logits": a, "pred_boxes": b}
+                                               for a, b in zip(classes[:-1], coords[:-1])]}
         if hs_enc is not None:
             out["interm_outputs"] = {"pred_logits": self._enc_class()(hs_enc[-1]), "pred_boxes": ref_enc[-1]}
         out["dn_meta"] = dn_meta

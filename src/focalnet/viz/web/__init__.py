@@ -189,7 +189,9 @@ def _read_image(path: str, max_pixels: int):
         im.load()
     except Exception as e:
         raise UserError(f"the image is damaged and cannot be decoded ({type(e).__name__})") from None
-    return im
+    from focalnet.data.images import exif_upright
+
+    return exif_upright(im)  # phone photos: upright as every other reader of the package shows them
 
 
 def _is_animation(path: str) -> bool:
