@@ -270,6 +270,6 @@ def test_serve_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
     assert main(["serve", "--queue-size", "0"]) == 2
     assert "--queue-size" in capsys.readouterr().err
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    assert main(["serve", "--weights", str(tmp_path / "bad.pth")]) == 2
+    assert main(["serve", "--weights", str(tmp_path / "bad.pth")]) == 1  # a damaged file: runtime error
     err = capsys.readouterr().err.strip()
     assert "not a readable weights file" in err and len(err.splitlines()) == 1
