@@ -36,16 +36,21 @@ SPECS = {
 DOCS_SHOT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "viz_web_demo.png"
 
 
-def _register():
-    have = model_specs()
-    for name, kw in SPECS.items():
-        if name not in have:
-            register_model(ModelSpec(name=name, family="focalnet", builder=FocalNet, kwargs=kw, params=1))
+@pytest.fixture(scope="module")
+def nano_models():
+    """Register the tiny demo variants for this module only: tests elsewhere iterate every registered variant."""
+    from focalnet.models import registry
+
+    added = [n for n in SPECS if n not in model_specs()]
+    for name in added:
+        register_model(ModelSpec(name=name, family="focalnet", builder=FocalNet, kwargs=SPECS[name], params=1))
+    yield
+    for name in added:
+        registry._REGISTRY.pop(name, None)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    _register()
+def files(tmp_path_factory, nano_models):
     d = tmp_path_factory.mktemp("w")
     torch.manual_seed(1)
     torch.save(FocalNet(**SPECS[NANO], num_classes=1000).state_dict(), d / "nano_seed1.pth")
