@@ -254,5 +254,27 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
             page.click("#run")  # and the server still answers
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
                                    timeout=180_000)
+
+            page.click("#upload button[aria-label=Clear]")  # a bundled example instead of an upload
+            page.get_by_text("coffee.png").first.click()
+            page.wait_for_function("() => document.querySelector('#upload').innerText.includes('coffee')",
+                                   timeout=60_000)
+            page.click("#run")
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=180_000)
+            assert page.evaluate("() => document.querySelector('#input img').naturalWidth") == 96  # 400x600 -> 64x96
         finally:
             browser.close()
+
+
+def test_serve_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from focalnet.cli import main
+
+    assert main(["serve", "--weights", str(tmp_path / "missing.pth")]) == 2
+    assert "weights not found" in capsys.readouterr().err
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "--queue-size" in capsys.readouterr().err
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    assert main(["serve", "--weights", str(tmp_path / "bad.pth")]) == 1  # a damaged file: runtime error
+    err = capsys.readouterr().err.strip()
+    assert "not a readable weights file" in err and len(err.splitlines()) == 1
