@@ -134,3 +134,26 @@ def test_bf16_large_depthwise_backward_does_not_hang():
     env = {**os.environ, "PYTHONPATH": str(Path(focalnet.__file__).parents[1])}
     r = subprocess.run([sys.executable, "-c", _HANG_SCRIPT], capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_predict_images_fast_and_exact_paths(tmp_path):
+    from PIL import Image
+
+    from focalnet.train.inference import Loaded, predict_images
+
+    model = _model()
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(p)
+        paths.append(str(p))
+    pre = {"input_size": 64, "interpolation": "bicubic", "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3}
+    loaded = Loaded(model, pre, [f"c{i}" for i in range(7)], "tiny")
+    fast = predict_images(loaded, paths, topk=3)
+    exact = predict_images(loaded, paths, topk=3, exact=True)
+    assert [r["top"][0]["index"] for r in fast] == [r["top"][0]["index"] for r in exact]
+    for f, e in zip(fast, exact):
+        assert abs(f["top"][0]["prob"] - e["top"][0]["prob"]) < 0.05
+    wrapped = Predictor(model, compile=False).as_module()
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(wrapped.eval()(x), Predictor(model, compile=False)(x))

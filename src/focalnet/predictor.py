@@ -165,6 +165,10 @@ class Predictor:
         with self._precision_context():
             return self._forward(x).float()
 
+    def as_module(self) -> nn.Module:
+        """An ``nn.Module`` whose forward is this predictor (for code that expects a model, e.g. an eval loop)."""
+        return _PredictorModule(self)
+
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax over the classes (fp32)."""
         return self(x).softmax(-1)
@@ -173,3 +177,13 @@ class Predictor:
         s = self.settings
         return (f"Predictor({type(self.model).__name__}, device={s.device}, precision={s.precision}, "
                 f"channels_last={s.channels_last}, compiled={s.compiled}, exact={s.exact})")
+
+
+class _PredictorModule(nn.Module):
+    def __init__(self, predictor: Predictor) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.inner = predictor.model  # registered, so .to()/.eval()/parameters() reach the model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(x)

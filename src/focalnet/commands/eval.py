@@ -27,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aug-test", action="store_true", help="segmentation: multi-scale + flip testing")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="autocast precision")
+    parser.add_argument("--fast", action="store_true",
+                        help="classification: focalnet.Predictor's fast path (bf16 where native, channels-last, "
+                             "torch.compile for large sets) instead of the exact fp32 eager metrics")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="metrics file (default: eval.json in the run folder, or in --out)")
     parser.add_argument("--out", default=None, metavar="DIR", help="folder for eval.json (instead of the run's)")
@@ -53,7 +56,8 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict:
         return _evaluate_released(args, overrides, target)
     from focalnet.engine.run import evaluate_run
 
-    return evaluate_run(args.checkpoint or "runs/digits", overrides, args.device, args.amp, args.ema, target)
+    return evaluate_run(args.checkpoint or "runs/digits", overrides, args.device, args.amp, args.ema, target,
+                        fast=args.fast)
 
 
 def _evaluate_released(args, overrides: list[str], target: Path | None) -> dict:
@@ -76,8 +80,14 @@ def _evaluate_released(args, overrides: list[str], target: Path | None) -> dict:
     task.load_meta({"model_name": args.model, "model_kwargs": {}, "preprocess": loaded.preprocess,
                     "class_names": loaded.class_names})
     ctx = Context(device, args.amp, progress=True)
+    dataset = task.build_eval_dataset()
+    model = loaded.model
+    if args.fast:
+        from focalnet.predictor import Predictor
+
+        model = Predictor(model, device=device, expected_images=len(dataset)).as_module()
     with torch.no_grad():
-        metrics = task.evaluate(loaded.model, task.build_eval_dataset(), ctx)
+        metrics = task.evaluate(model, dataset, ctx)
     result = {"task": "classification", "source": loaded.source, "dataset": cfg.data.dataset, "root": cfg.data.root,
               "split": cfg.data.val_split, "device": str(device), **metrics}
     out = target or Path("eval.json")

@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aug-test", action="store_true", help="segmentation: multi-scale + flip")
     parser.add_argument("--alpha", type=float, default=0.5, help="segmentation: overlay opacity of the mask colours")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--exact", action="store_true", help="classification: plain fp32 instead of the fast path "
+                                                             "(bf16 where native, channels-last; focalnet.Predictor)")
     parser.add_argument("--out", default=None, metavar="DIR", help="folder for pictures (detection, segmentation)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write all results to this JSON file ('-': print JSON instead of the table)")
@@ -49,7 +51,8 @@ def predict(args: argparse.Namespace) -> tuple[object | None, list[dict], dict]:
     overrides, inputs = split_positionals(list(args.inputs))
     if not inputs:
         raise UsageError("no input files given")
-    options = {"topk": args.topk, "score": args.score, "aug_test": args.aug_test, "alpha": args.alpha}
+    options = {"topk": args.topk, "score": args.score, "aug_test": args.aug_test, "alpha": args.alpha,
+               "exact": args.exact}
     if args.model is not None:
         from focalnet.engine.distributed import resolve_device
         from focalnet.train.inference import load_for_inference, predict_images
@@ -57,7 +60,7 @@ def predict(args: argparse.Namespace) -> tuple[object | None, list[dict], dict]:
         device = resolve_device(args.device)
         loaded = load_for_inference(None, args.model, args.pretrained, args.weights, device)
         head = {"task": "classification", "source": loaded.source, "label_set": loaded.label_set}
-        return None, predict_images(loaded, inputs, args.topk, device), head
+        return None, predict_images(loaded, inputs, args.topk, device, exact=args.exact), head
     from focalnet.engine.run import predict_run
 
     task, results = predict_run(args.checkpoint or "runs/digits", inputs, overrides, args.device, args.out,

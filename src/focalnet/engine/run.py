@@ -130,16 +130,25 @@ def _run_dir_of(ckpt: Path) -> Path:
 
 
 def evaluate_run(path: str | os.PathLike, overrides: list[str] | None = None, device: str = "auto",
-                 amp: str = "none", use_ema: bool = False, json_path: str | os.PathLike | None = None
-                 ) -> dict[str, Any]:
+                 amp: str = "none", use_ema: bool = False, json_path: str | os.PathLike | None = None,
+                 fast: bool = False) -> dict[str, Any]:
     """Metrics of a checkpoint on its config's evaluation data; written to ``json_path`` (default: ``eval.json``
-    in the run folder). Returns the metrics plus ``task``, ``checkpoint``, ``step`` and ``json``."""
+    in the run folder). Returns the metrics plus ``task``, ``checkpoint``, ``step`` and ``json``. ``fast``
+    (classification): run the model through :class:`focalnet.Predictor`'s fast path."""
     run = load_run(path, overrides, device, amp, use_ema)
     dataset = run.task.build_eval_dataset()
+    model = run.model
+    if fast:
+        if run.cfg.task != "classification":
+            raise ValueError(f"--fast is for classification checkpoints; this one is a {run.cfg.task} run")
+        from focalnet.predictor import Predictor
+
+        model = Predictor(model, device=run.ctx.device, expected_images=len(dataset)).as_module()
     with torch.no_grad():
-        metrics = run.task.evaluate(run.model, dataset, run.ctx)
+        metrics = run.task.evaluate(model, dataset, run.ctx)
     result = {"task": run.cfg.task, "checkpoint": str(run.checkpoint), "step": run.step, "ema": use_ema,
-              "device": str(run.ctx.device), **metrics}
+              "device": str(run.ctx.device), **({"predictor": model.predictor.settings.as_dict()} if fast else {}),
+              **metrics}
     out = Path(json_path) if json_path else _run_dir_of(run.checkpoint) / "eval.json"
     write_json(result, out)
     result["json"] = str(out)

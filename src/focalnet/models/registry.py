@@ -118,6 +118,12 @@ def list_pretrained(pattern: str = "*", available_only: bool = True) -> list[str
     )
 
 
+def _is_model_dir(path: str) -> bool:
+    from pathlib import Path
+
+    return "://" not in path and Path(path).expanduser().is_dir()
+
+
 def _split_tag(name: str, pretrained: bool | str) -> tuple[str, str | None]:
     """timm's ``variant.tag`` names: ``create_model("focalnet_tiny_srf.ms_in1k")`` -> (variant, tag)."""
     if name in _REGISTRY or "." not in name:
@@ -153,8 +159,9 @@ def create_model(
 
     ``overrides`` replace any constructor keyword (e.g. ``num_classes=10, drop_path_rate=0.1``).
     ``pretrained=True`` loads the variant's default released weights; a string picks a weights tag
-    (see ``focalnet.list_weights(name)``) or names a local file / URL to load instead.
-    timm's keywords: ``num_classes=0`` (no classifier), ``global_pool=""`` (no pooling), and
+    (see ``focalnet.list_weights(name)``) or names a local file / URL / Hugging Face model folder to load instead
+    (a folder's ``config.json`` sets the class count and architecture flags, its ``preprocessor_config.json`` the
+    ``pretrained_cfg``). timm's keywords: ``num_classes=0`` (no classifier), ``global_pool=""`` (no pooling), and
     ``features_only=True`` with ``out_indices`` (stage indices; an int ``n`` = the last ``n``), which returns a
     :class:`~focalnet.models.features.FeatureNet` giving a list of NCHW maps. ``model.pretrained_cfg`` is always
     the dict of the variant's weights record (input size, crop, interpolation, mean/std), loaded or not.
@@ -164,6 +171,12 @@ def create_model(
     if tag is not None and pretrained is True:
         pretrained = tag
     spec = get_spec(name)
+    if isinstance(pretrained, str) and spec.family == "focalnet" and _is_model_dir(pretrained):
+        # A Hugging Face folder (save_pretrained / focalnet convert --to hf): its config.json gives the class count
+        # and the architecture flags (normalize_modulator included); explicit overrides still win.
+        from focalnet.weights.hf import read_hf_dir
+
+        overrides = {**read_hf_dir(pretrained).kwargs, **overrides}
     kwargs = spec.build_kwargs(**overrides)
     if device is not None:
         with torch.device(device):

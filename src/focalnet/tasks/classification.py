@@ -212,7 +212,8 @@ class ClassificationTask(Task):
         label_set = self._meta.get("label_set")
         names = class_names(label_set) if label_set else self._meta.get("class_names")
         loaded = Loaded(model, self.preprocess, names, "", label_set)
-        return predict_images(loaded, inputs, int(options.get("topk") or 5), ctx.device)
+        return predict_images(loaded, inputs, int(options.get("topk") or 5), ctx.device,
+                              exact=bool(options.get("exact")))
 
     @property
     def label_set(self) -> str | None:
