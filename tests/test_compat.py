@@ -237,7 +237,6 @@ def test_torchvision_backbone_conventions():
     """OrderedDict output, trainable_layers with torchvision's meaning, an FPN with int out_channels that
     torchvision's detectors take."""
     from torchvision.models.detection import FasterRCNN
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
     from focalnet.det.models import FocalNetFPN
 
@@ -255,8 +254,7 @@ def test_torchvision_backbone_conventions():
     assert isinstance(out, OrderedDict) and list(out) == ["0", "1", "2", "3"]
     assert [t.shape[1] for t in out.values()] == [8, 16, 32, 64]
 
-    bb.output_format = "list"
-    fpn = FocalNetFPN(bb, out_channels=32, extra_blocks=LastLevelMaxPool())
+    fpn = FocalNetFPN(bb, out_channels=32)  # takes the dict-output backbone; LastLevelMaxPool by default
     assert isinstance(fpn.out_channels, int) and fpn.out_channels == 32
     det = FasterRCNN(fpn, num_classes=3, min_size=64, max_size=64, rpn_pre_nms_top_n_test=20,
                      rpn_post_nms_top_n_test=10, box_detections_per_img=5).eval()
@@ -336,8 +334,9 @@ def test_models_command_counts_the_head_the_variant_has(capsys):
 def test_packaging_one_version_license_typed_and_python_m():
     import subprocess
     import sys
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parents[1]
     py = tomllib.loads((root / "pyproject.toml").read_text())
