@@ -143,3 +143,15 @@ def test_full_size_models_build_on_meta():
     t_all, t_bb = counts["focalnet_tiny_srf"]
     assert 19e6 < t_all - t_bb < 21e6 and 27e6 < t_bb < 29e6
     assert yaml.safe_load(DEMO.read_text())["model"]["backbone"] == "focalnet_tiny_srf"
+
+
+def test_instance_format_trains_and_reports_mask_ap(pan, tmp_path):
+    """COCO instances (the synthetic set's instances_*.json: things only) through the same task."""
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(DEMO), f"data.root={pan}", "data.format=coco_instance",
+                 "eval.metrics=[AP]", "max_steps=1", "data.batch_size=4", *TINY, "--out", str(run)]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--json", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert isinstance(m["AP"], float) and "PQ" not in m and m["images"] == 6
+    ck = torch.load(next((run / "checkpoints").glob("checkpoint-*.pt")), weights_only=True)
+    assert [c[1] for c in ck["meta"]["categories"]] == ["horse", "coin", "logo"]

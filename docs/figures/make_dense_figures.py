@@ -91,7 +91,7 @@ def segmentation(ckpt: str, root: str, n: int = 4) -> None:
                range(1, len(names))] + [Patch(facecolor="white", edgecolor="black", label=f"{names[0]} (unpainted)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=10)
     _suptitle(fig, "SYNTHETIC demo: UPerNet + FocalNet trained from scratch (600 iterations), held-out images", 11)
-    save_figure(fig, OUT / "segmentation_synthetic_demo.png", dpi=90)
+    save_figure(fig, OUT / "segmentation_synthetic_demo.png", dpi=72)
 
 
 if __name__ == "__main__":

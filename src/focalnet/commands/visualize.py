@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
             dense = backbone_from_checkpoint(args.checkpoint, device=args.device)
         except ValueError as e:
             print(f"focalnet visualize: --checkpoint: {one_line(e)}", file=sys.stderr)
-            return 2
+            return 1  # missing, damaged or without a FocalNet: a runtime error, as for --weights
         model, weights = dense.model, str(args.checkpoint)
         args.model = dense.description
         print(f"maps of the {dense.description} (keys under {dense.prefix!r})")
