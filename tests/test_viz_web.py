@@ -239,6 +239,10 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
             assert "not meaningful" in page.inner_text("#status")
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 50_000
+            with Image.open(shot) as im:  # full colour, not a 256-colour palette (which posterised the maps)
+                assert im.mode in ("RGB", "RGBA")
+                rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+            assert len(np.unique(rgb[:: max(1, len(rgb) // 200_000)], axis=0)) > 2000
 
             page.click("#upload button[aria-label=Clear]")  # the file box shows the last upload: clear it first
             page.locator("#upload input[type=file]").set_input_files(str(files / "notes.txt"))
