@@ -44,6 +44,19 @@ class ModelSpec:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def params_at(self, num_classes: int | None = None) -> int | None:
+        """Trainable parameters with a ``num_classes`` head (default: the variant's own, e.g. 21,842 for L/XL/H);
+        ``params`` is measured at 1000 classes, the head adds ``(classes - 1000) * (width + 1)``."""
+        if self.params is None:
+            return None
+        n = self.num_classes if num_classes is None else num_classes
+        depths = self.kwargs.get("depths", ())
+        embed = self.kwargs.get("embed_dim")
+        if not depths or embed is None:
+            return self.params if n == 1000 else None
+        width = int(embed) * 2 ** (len(depths) - 1) if isinstance(embed, int) else int(list(embed)[-1])
+        return self.params + (n - 1000) * (width + 1) if n > 0 else self.params - 1000 * (width + 1)
+
     def build_kwargs(self, **overrides: Any) -> dict[str, Any]:
         kw = dict(self.kwargs)
         kw.setdefault("num_classes", self.num_classes)
