@@ -506,7 +506,8 @@ for name, args in [("weights-dir-missing", "--weights-dir {F}/absent"), ("weight
 
 # ---- benchmark (every case must fail before timing anything)
 for name, args in [("model-unknown", "--model nope"), ("batch-zero", "--batch 0"), ("size-zero", "--size 0"),
-                   ("rounds-zero", "--rounds 0"), ("warmup-negative", "--warmup -1"), ("threads-zero", "--threads 0"),
+                   ("rounds-zero", "--rounds 0"), ("warmup-negative", "--warmup -1"),
+                   ("threads-negative", "--threads -1"), ("threads-zero", "--threads 0"),
                    ("compare-unknown", "--compare pytorch-image-models --rounds 1"), ("batch-text", "--batch eight")]:
     case("benchmark", "arguments", name, f"benchmark {args}", USAGE)
 
@@ -567,6 +568,20 @@ for name, root in [("root-missing", "absent"), ("image-without-mask", "ade_nomas
                    ("mask-size-mismatch", "ade_smallmask"), ("bomb-mask", "ade_bombmask"),
                    ("text-image", "ade_textimage"), ("label-out-of-range", "ade_bigvalue")]:
     case("train", "ade", f"segmentation-ade-{name}", [*NSG, f"data.root={{F}}/{root}"], FAIL)
+
+# ---- export (every case must fail before anything is exported)
+EXP = "export --out {T}/m.onnx --checkpoint {F}/%s"
+for name, ck in [("missing", "absent.pt"), ("garbage", "garbage.pt"), ("evil", "evil.pt"), ("nan", "nan.pt"),
+                 ("truncated", "truncated.pt"), ("empty-run-folder", "ckdir_empty")]:
+    case("export", "checkpoints", f"checkpoint-{name}", EXP % ck, RUN)
+case("export", "checkpoints", "checkpoint-kwargs-typo", EXP % "typokwargs.pt", (OK, RUN))  # meta rebuilds it
+for name, extra in [("size-zero", "--size 0"), ("batch-zero", "--batch 0"), ("rounds-zero", "--rounds 0"),
+                    ("threads-negative", "--threads -1"), ("tolerance-negative", "--tolerance -1"),
+                    ("format-unknown", "--format tflite"), ("out-is-a-folder", "--out {F}/noimages")]:
+    case("export", "arguments", f"arg-{name}", (EXP % "tiny.pt") + " " + extra, USAGE)
+case("export", "arguments", "model-unknown", "export --out {T}/m.onnx --model nope", USAGE)
+case("export", "weights", "weights-garbage", "export --out {T}/m.onnx --model focalnet_tiny_srf --weights "
+     "{F}/garbage.pth", RUN)
 
 # ---- data
 for name, args in [("unknown-kind", "data synth imagenet --out {T}/d"), ("no-kind", "data synth"),

@@ -361,7 +361,7 @@ def test_cli_visualize_with_weights_is_not_stamped(tmp_path, capsys, monkeypatch
     assert rc == 0 and "random weights" not in captured.out + captured.err
     assert str(np.load(out / "a_maps.npz")["weights"]) == str(tmp_path / "w.pth")
     rc = main(["visualize", str(tmp_path / "a.png"), "--weights", str(tmp_path / "bad.pth"), "--out", str(out)])
-    assert rc == 2 and "cannot load --weights" in capsys.readouterr().err
+    assert rc == 1 and "cannot load --weights" in capsys.readouterr().err  # a file that does not fit: runtime
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
@@ -585,7 +585,7 @@ def test_cli_visualize_checkpoint_of_a_detector(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     rc = main(["visualize", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "junk.pt"), "--out", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert rc == 1 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------------- ViT comparison

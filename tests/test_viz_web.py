@@ -36,16 +36,21 @@ SPECS = {
 DOCS_SHOT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "viz_web_demo.png"
 
 
-def _register():
-    have = model_specs()
-    for name, kw in SPECS.items():
-        if name not in have:
-            register_model(ModelSpec(name=name, family="focalnet", builder=FocalNet, kwargs=kw, params=1))
+@pytest.fixture(scope="module")
+def nano_models():
+    """Register the tiny demo variants for this module only: tests elsewhere iterate every registered variant."""
+    from focalnet.models import registry
+
+    added = [n for n in SPECS if n not in model_specs()]
+    for name in added:
+        register_model(ModelSpec(name=name, family="focalnet", builder=FocalNet, kwargs=SPECS[name], params=1))
+    yield
+    for name in added:
+        registry._REGISTRY.pop(name, None)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    _register()
+def files(tmp_path_factory, nano_models):
     d = tmp_path_factory.mktemp("w")
     torch.manual_seed(1)
     torch.save(FocalNet(**SPECS[NANO], num_classes=1000).state_dict(), d / "nano_seed1.pth")
@@ -220,6 +225,7 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--headless"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)  # a busy CI machine renders the Gradio page slowly
             page.goto(server.url)
             page.wait_for_selector("#upload input[type=file]", state="attached", timeout=120_000)
             page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "chelsea.png"))
@@ -229,17 +235,21 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
                                    timeout=180_000)
             for el in ("#input", "#modulation", "#gates", "#kernels"):
                 page.wait_for_function(f"() => {{ const i = document.querySelector('{el} img'); "
-                                       "return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+                                       "return i && i.complete && i.naturalWidth > 0; }", timeout=120_000)
             assert "not meaningful" in page.inner_text("#status")
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 50_000
+            with Image.open(shot) as im:  # full colour, not a 256-colour palette (which posterised the maps)
+                assert im.mode in ("RGB", "RGBA")
+                rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+            assert len(np.unique(rgb[:: max(1, len(rgb) // 200_000)], axis=0)) > 2000
 
             page.click("#upload button[aria-label=Clear]")  # the file box shows the last upload: clear it first
             page.locator("#upload input[type=file]").set_input_files(str(files / "notes.txt"))
             page.wait_for_timeout(500)
             page.click("#run")
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Error')",
-                                   timeout=60_000)
+                                   timeout=120_000)
             assert "not an image" in page.inner_text("#status")
             assert page.locator("#modulation img").count() == 0 and page.locator("#gates img").count() == 0
 
@@ -249,5 +259,28 @@ def test_browser_upload_shows_maps_then_junk_clears_them(server, files, tmp_path
             page.click("#run")  # and the server still answers
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
                                    timeout=180_000)
+
+            page.click("#upload button[aria-label=Clear]")  # a bundled example instead of an upload
+            page.get_by_text("astronaut.png").first.click()
+            page.wait_for_function("() => document.querySelector('#upload').innerText.includes('astronaut')",
+                                   timeout=120_000)
+            page.click("#run")  # the status still says Done from the last run: wait for this run's picture
+            page.wait_for_function("() => { const i = document.querySelector('#input img'); "
+                                   "return i && i.complete && i.naturalWidth == 64; }", timeout=180_000)  # 512x512
+            page.wait_for_function("() => document.querySelector('#status').innerText.includes('Done')",
+                                   timeout=180_000)
         finally:
             browser.close()
+
+
+def test_serve_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from focalnet.cli import main
+
+    assert main(["serve", "--weights", str(tmp_path / "missing.pth")]) == 2
+    assert "weights not found" in capsys.readouterr().err
+    assert main(["serve", "--queue-size", "0"]) == 2
+    assert "--queue-size" in capsys.readouterr().err
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    assert main(["serve", "--weights", str(tmp_path / "bad.pth")]) == 1  # a damaged file: runtime error
+    err = capsys.readouterr().err.strip()
+    assert "not a readable weights file" in err and len(err.splitlines()) == 1

@@ -272,4 +272,7 @@ def _resolve_pretrained(name: str, pretrained: str | bool | Mapping[str, torch.T
         raise ValueError(f"no released weights are registered for {name!r}; pass a checkpoint path instead") from e
     if not rec.available:
         raise ValueError(f"the released weights of {name!r} are not downloadable any more; pass a local file")
-    return rec.urls[0]  # load_backbone_weights downloads URLs through focalnet.weights.hub
+    from focalnet.weights.hub import fetch_record
+
+    path, _url, _layout = fetch_record(rec)  # cached copies first, mirrors in order, HF_HUB_OFFLINE honoured
+    return str(path)

@@ -59,18 +59,27 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from focalnet.errors import UsageError, one_line
     from focalnet.utils import exporting
     from focalnet.weights.loading import CheckpointError
 
     if args.batch < 1 or args.rounds < 1 or (args.size is not None and args.size < 32):
         print("focalnet export: --batch and --rounds must be positive, --size at least 32", file=sys.stderr)
         return 2
+    if (args.threads is not None and args.threads < 1) or not args.tolerance >= 0:
+        print("focalnet export: --threads must be >= 1 and --tolerance >= 0", file=sys.stderr)
+        return 2
+    if args.out and Path(args.out).is_dir():
+        print(f"focalnet export: --out {args.out} is a folder; give a file name", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         model, source = _load(args)
     except (OSError, CheckpointError, ValueError, KeyError, ImportError) as e:
-        print(f"focalnet export: {e}", file=sys.stderr)
+        if isinstance(e, UsageError):  # an unknown --model: exit code 2, shown by the CLI
+            raise
+        print(f"focalnet export: {one_line(e)}", file=sys.stderr)
         return 1
     if not hasattr(model, "stride") or not hasattr(model, "head"):
         print("focalnet export: only classifiers can be exported", file=sys.stderr)

@@ -52,6 +52,15 @@ def resolve_checkpoint(path: str | os.PathLike | None, default_run: str = "runs/
     return p
 
 
+def head_size(sd: dict[str, torch.Tensor]) -> int | None:
+    """Classes of a state dict's classifier in any layout: ``head.weight`` (ours / the authors'), ``head.fc.weight``
+    (timm), ``classifier.weight`` (Hugging Face); ``None`` when it has none."""
+    for key in ("head.weight", "head.fc.weight", "classifier.weight"):
+        if key in sd and sd[key].ndim >= 2:
+            return int(sd[key].shape[0])
+    return None
+
+
 def label_set_for(num_classes: int) -> str | None:
     return {1000: "imagenet-1k", 21842: "imagenet-22k"}.get(num_classes)
 
@@ -106,14 +115,28 @@ def load_for_inference(
         except (ImportError, KeyError) as e:
             if not weights:
                 raise ValueError(f"no released weights for {model_name!r} ({e}); pass --weights FILE") from e
+    dir_preprocess, dir_names = None, None
     if weights:
-        from focalnet.weights import load_weights
-        from focalnet.weights.loading import load_state_dict_file, unwrap_state_dict
+        from focalnet.weights.hf import is_hf_dir, read_hf_dir
 
-        sd = unwrap_state_dict(load_state_dict_file(weights))
-        n = sd["head.weight"].shape[0] if "head.weight" in sd else 1000
-        model = create_model(model_name, num_classes=n, drop_path_rate=0.0)
-        load_weights(model, sd)
+        if is_hf_dir(weights):  # a Hugging Face folder: classes, flags and preprocessing from its JSON files
+            hf = read_hf_dir(weights)
+            model = create_model(model_name, pretrained=str(weights), drop_path_rate=0.0)
+            n = model.num_classes
+            dir_preprocess, dir_names = hf.preprocess, hf.class_names
+        else:
+            from focalnet.weights import load_weights
+            from focalnet.weights.loading import load_state_dict_file, unwrap_state_dict
+
+            sd = unwrap_state_dict(load_state_dict_file(weights))
+            n = head_size(sd)
+            if n is None:
+                raise ValueError(f"{weights} has no classifier (no head.*, head.fc.* or classifier.* tensors); it "
+                                 "cannot classify images")
+            model = create_model(model_name, num_classes=n, drop_path_rate=0.0)
+            load_weights(model, sd)
+        if n <= 0:
+            raise ValueError(f"{weights} has no classifier head; it cannot classify images")
         source = str(weights)
     else:
         n = record.num_classes
@@ -123,9 +146,10 @@ def load_for_inference(
         model = create_model(model_name, pretrained=flag, num_classes=n, drop_path_rate=0.0)
         source = record.name
     check_finite(model, source)
-    preprocess = preprocess_from_weights(record) if record is not None else _default_preprocess(model_name)
+    preprocess = (dir_preprocess or (preprocess_from_weights(record) if record is not None
+                                     else _default_preprocess(model_name)))
     label_set = record.label_set if record is not None else label_set_for(n)
-    names = class_names(label_set) if label_set else None
+    names = dir_names or (class_names(label_set) if label_set else None)
     return Loaded(model.eval().to(device), preprocess, names, source, label_set)
 
 

@@ -107,13 +107,10 @@ def read_checkpoint(src: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
             rec = get_weights(s)
         except KeyError:
             raise InputNotFoundError(f"{s} is neither a file, a directory, an URL nor a weights name") from None
-        last: Exception | None = None
-        for url, _layout in rec.sources:
-            try:
-                return unwrap_state_dict(load_state_dict_file(download(url))), None, rec.variant
-            except Exception as e:  # try the next mirror
-                last = e
-        raise CheckpointError(f"could not fetch {rec.name}: {last}")
+        from .hub import fetch_record
+
+        fetched, _url, _layout = fetch_record(rec)  # cached copies first, then each source; offline-aware
+        return unwrap_state_dict(load_state_dict_file(fetched)), None, rec.variant
     if "://" in s:
         path = download(s)
     if path.is_dir():
@@ -155,8 +152,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _id2label(num_classes: int) -> dict[int, str] | None:
+    from .hf import hf_id2label
     from .label_sets import labels
 
+    hf_names = hf_id2label(num_classes)  # Hugging Face's style: every lemma, "tench, Tinca tinca"
+    if hf_names is not None:
+        return hf_names
     try:
         if num_classes == 1000:
             return dict(enumerate(labels("imagenet-1k")))
@@ -165,6 +166,28 @@ def _id2label(num_classes: int) -> dict[int, str] | None:
     except ImportError:
         return None
     return None
+
+
+def _preprocess_for(src: str | os.PathLike, variant: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Eval preprocessing to export: the source folder's own, else the variant's weights record, else the
+    authors' default for the resolution (bicubic, crop 0.875 at 224, 1.0 above)."""
+    from .hf import is_hf_dir, read_hf_dir
+    from .records import IMAGENET_MEAN, IMAGENET_STD, get_weights
+
+    if "://" not in str(src) and is_hf_dir(src):
+        pre = read_hf_dir(src).preprocess
+        if pre is not None:
+            return pre
+    if variant:
+        try:
+            rec = get_weights(variant)
+            return {"input_size": rec.input_size, "interpolation": rec.interpolation, "crop_pct": rec.crop_pct,
+                    "mean": list(rec.mean), "std": list(rec.std)}
+        except KeyError:
+            pass
+    size = int(kwargs.get("img_size", 224))
+    return {"input_size": size, "interpolation": "bicubic", "crop_pct": 0.875 if size <= 224 else 1.0,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 def _check_destination(dst: Path, to: str, src: str | os.PathLike) -> None:
@@ -258,9 +281,15 @@ def convert_checkpoint(
     elif to == "original":
         summary["files"].append(_save_torch({"model": canon}, dst))
     elif to == "hf":
+        from .hf import preprocessor_config
+
         dst.mkdir(parents=True, exist_ok=True)
         summary["files"].append(save_safetensors(to_hf(canon), dst / "model.safetensors"))
+        # config.json states every flag, normalize_modulator included (transformers reads it; timm/HF's own
+        # L/XL-fl4 uploads leave it false, see docs/weights.md)
         summary["files"].append(_write_json(dst / "config.json", hf_config(kwargs, id2label=_id2label(n_cls))))
+        summary["files"].append(_write_json(dst / "preprocessor_config.json",
+                                            preprocessor_config(_preprocess_for(src, variant, full))))
     elif to == "timm":
         tsd = to_timm(canon, use_postln=bool(full["use_postln"]))
         if dst.suffix == ".safetensors":

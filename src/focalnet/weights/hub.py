@@ -3,10 +3,19 @@
 * The cache is ``$FOCALNET_CACHE`` or ``~/.cache/focalnet``. A file is downloaded once: bytes go to a temporary
   file beside the target and are moved into place with ``os.replace`` only when complete and verified, so an
   interrupted download never leaves a half file under the real name.
-* ``http(s)://`` URLs use the standard library; ``hf://owner/repo/path`` uses ``huggingface_hub`` (its own cache
-  under ``<cache>/hf``, token and offline handling). Local paths and ``file://`` URLs are used in place.
-* A known SHA-256 is checked on every use; otherwise the file is only trusted after it reads as a weights-only
-  checkpoint and loads strictly into the model (``load_pretrained``).
+* ``hf://owner/repo/path`` uses ``huggingface_hub`` and the **standard Hugging Face cache** (``$HF_HUB_CACHE`` /
+  ``$HF_HOME/hub`` / ``~/.cache/huggingface/hub``), so weights a timm or transformers user already downloaded
+  (``timm/focalnet_*``, ``microsoft/focalnet-*``) are reused, offline too. ``http(s)://`` URLs (the GitHub release)
+  use the standard library with a connect/read timeout and a length check (``torch.hub.download_url_to_file`` has
+  neither); local paths and ``file://`` URLs are used in place.
+* ``HF_HUB_OFFLINE=1`` is honoured for every source: nothing touches the network, cached copies are used, and a
+  missing one is one clear error. Without it, a source whose host cannot be reached marks the network as down
+  for the rest of the call, so an offline machine fails in seconds, not after every mirror timed out.
+* :func:`fetch_record` tries the cached copies of every source first (no network), then downloads in order; a
+  source whose file does not verify or does not load falls through to the next, and a bad cached file is deleted
+  (ours) or downloaded again (the HF cache), never reused.
+* A known SHA-256 (a record's own, or a mirror's) is checked on every use; otherwise the file is only trusted
+  after it reads as a weights-only checkpoint and loads strictly into the model (``load_pretrained``).
 """
 
 from __future__ import annotations
@@ -19,17 +28,19 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from focalnet.errors import FocalnetError
+from focalnet.errors import FocalnetError, InputNotFoundError, one_line
 
 from .loading import CheckpointError, load_state_dict_file, load_weights, unwrap_state_dict
 from .records import WeightsRecord, get_weights, list_weights
 
-__all__ = ["DownloadError", "default_cache_dir", "download", "load_pretrained"]
+__all__ = ["DownloadError", "NetworkError", "default_cache_dir", "download", "fetch_record", "hf_cache_dir",
+           "is_offline", "load_pretrained"]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +49,34 @@ _CHUNK = 1 << 20
 
 class DownloadError(FocalnetError, RuntimeError):
     """A checkpoint could not be fetched; the message says from where and what to do instead."""
+
+
+class NetworkError(DownloadError):
+    """The host could not be reached (offline, DNS, refused, timed out) -- as opposed to a refusal or a bad file."""
+
+
+_OFFLINE_HINT = (
+    "offline? set HF_HUB_OFFLINE=1 to use cached copies only (no network attempts), or pass a local file "
+    "(create_model(name, pretrained='/path/to/file.pth'), focalnet predict --weights FILE)"
+)
+_TIMEOUT = 15  # seconds, per connect / read; an unreachable host fails fast instead of hanging
+
+
+def is_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (read at call time, as huggingface_hub's own flag is fixed at its import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hf_cache_dir() -> Path:
+    """The standard Hugging Face hub cache that timm and transformers share."""
+    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    home = os.environ.get("HF_HOME")
+    if home:
+        return Path(home).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 def default_cache_dir() -> Path:
@@ -72,27 +111,66 @@ def _progress_bar(total: int | None, name: str, enabled: bool):
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name, leave=False)
 
 
-def _download_hf(url: str, cache: Path, sha256: str | None) -> Path:
+def _hf_parts(url: str) -> tuple[str, str]:
     parts = url[len("hf://") :].split("/")
-    if len(parts) < 3:
+    if len(parts) < 3 or not all(parts):
         raise DownloadError(f"hf:// URLs look like hf://owner/repo/path/in/repo, got {url!r}")
-    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def _download_hf(url: str, sha256: str | None, local_only: bool = False, force: bool = False) -> Path:
+    repo_id, filename = _hf_parts(url)
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
     except ImportError as e:
         raise DownloadError(f"{url} needs huggingface_hub: pip install 'focalnet[weights]'") from e
+    local_only = local_only or is_offline()
     try:
-        path = Path(hf_hub_download(repo_id, filename, cache_dir=str(cache / "hf")))
+        path = Path(hf_hub_download(repo_id, filename, cache_dir=str(hf_cache_dir()), local_files_only=local_only,
+                                    force_download=force and not local_only, etag_timeout=_TIMEOUT))
     except LocalEntryNotFoundError as e:
-        raise DownloadError(
+        if local_only:
+            raise DownloadError(
+                f"no cached copy of {repo_id}/{filename} in the Hugging Face cache ({hf_cache_dir()})"
+                + (" and HF_HUB_OFFLINE is set" if is_offline() else "")
+            ) from e
+        raise NetworkError(
             f"cannot fetch {filename} from the Hugging Face hub repo {repo_id} (offline, or the hub is unreachable, "
-            f"and no cached copy): {e}"
+            f"and no cached copy); {_OFFLINE_HINT}"
         ) from e
     except (EntryNotFoundError, HfHubHTTPError) as e:
         raise DownloadError(f"the Hugging Face hub refused {repo_id}/{filename}: {str(e).splitlines()[0]}") from e
+    except OSError as e:  # httpx / socket errors that huggingface_hub lets through
+        raise NetworkError(f"cannot reach the Hugging Face hub for {repo_id}/{filename} ({e}); {_OFFLINE_HINT}") from e
     _check_hash(path, sha256, url)
     return path
+
+
+def cached_copy(url: str, cache_dir: str | os.PathLike | None = None, file_name: str | None = None) -> Path | None:
+    """The local file ``download(url)`` would return without touching the network, or ``None``."""
+    if url.startswith("hf://"):
+        try:
+            return _download_hf(url, None, local_only=True)
+        except DownloadError:
+            return None
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("", "file"):
+        path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
+        return path if path.is_file() else None
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    dest = cache / (file_name or Path(urllib.parse.unquote(parsed.path)).name or "checkpoint")
+    return dest if dest.is_file() else None
+
+
+def _forget(url: str, path: Path) -> None:
+    """Drop a bad cached file so it is never reused (HF cache entries are re-downloaded with force instead)."""
+    if url.startswith("hf://"):
+        return
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("http", "https") and path.is_file():
+        _logger.warning("deleting the bad cached file %s", path)
+        path.unlink()
 
 
 def _verify_readable(path: Path, url: str) -> None:
@@ -117,8 +195,13 @@ def download(
     progress: bool = True,
     file_name: str | None = None,
     verify: bool = True,
+    local_only: bool = False,
+    force: bool = False,
 ) -> Path:
     """Fetch ``url`` into the cache (once) and return the local path.
+
+    ``local_only`` (or ``HF_HUB_OFFLINE=1``) never touches the network: a cached copy or an error. ``force``
+    downloads again even if a copy is cached (used when the cached one proved bad).
 
     ``sha256`` (full hex digest or a prefix of it) is verified after the download and on every cache hit. With
     ``verify`` the new file must also read as a weights-only checkpoint before it enters the cache. Errors (HTTP
@@ -127,13 +210,11 @@ def download(
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if url.startswith("hf://"):
-        return _download_hf(url, cache, sha256)
+        return _download_hf(url, sha256, local_only=local_only, force=force)
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme in ("", "file"):
         path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
         if not path.is_file():
-            from focalnet.errors import InputNotFoundError
-
             raise InputNotFoundError(f"checkpoint not found: {path}")
         _check_hash(path, sha256, url)
         return path
@@ -143,13 +224,17 @@ def download(
     name = file_name or Path(urllib.parse.unquote(parsed.path)).name or "checkpoint"
     cache.mkdir(parents=True, exist_ok=True)
     dest = cache / name
-    if dest.is_file():
+    if dest.is_file() and not force:
         try:
             _check_hash(dest, sha256, url)
             _logger.debug("using cached %s", dest)
             return dest
         except DownloadError:
-            _logger.warning("cached %s does not match its SHA-256; downloading it again", dest)
+            _logger.warning("cached %s does not match its SHA-256; deleting it and downloading it again", dest)
+            dest.unlink()
+    if local_only or is_offline():
+        raise DownloadError(f"no cached copy of {url} at {dest}" + (" and HF_HUB_OFFLINE is set" if is_offline()
+                                                                    else ""))
 
     _logger.info("downloading %s to %s", url, dest)
     request = urllib.request.Request(url, headers={"User-Agent": "focalnet (python urllib)"})
@@ -160,7 +245,7 @@ def download(
         received = 0
         with os.fdopen(fd, "wb") as out:
             try:
-                response = urllib.request.urlopen(request, timeout=60)
+                response = urllib.request.urlopen(request, timeout=_TIMEOUT)
             except urllib.error.HTTPError as e:
                 raise DownloadError(
                     f"HTTP {e.code} {e.reason} for {url}; the link may be dead (see focalnet.list_weights() for "
@@ -168,9 +253,9 @@ def download(
                 ) from e
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", e)
-                raise DownloadError(
-                    f"cannot reach {parsed.netloc} for {url} ({reason}); are you offline? Put the file at {dest} "
-                    "(or set FOCALNET_CACHE), or pass a local path instead"
+                raise NetworkError(
+                    f"cannot reach {parsed.netloc} for {url} ({reason}); {_OFFLINE_HINT}; a file put at {dest} "
+                    "(FOCALNET_CACHE) is used as the cached copy"
                 ) from e
             with response:
                 total = response.headers.get("Content-Length")
@@ -258,16 +343,28 @@ def _fit_head(model: nn.Module, sd: dict[str, torch.Tensor], label_set: str | No
     return {**body, **own_head}
 
 
-def _load_file_into(model: nn.Module, path: Path, label_set: str | None, source: str) -> nn.Module:
-    from .convert import to_canonical
+def _load_file_into(model: nn.Module, path: Path, label_set: str | None, source: str,
+                    flag_stated: bool = False) -> nn.Module:
+    from .convert import detect_layout, to_canonical
 
-    sd = to_canonical(model, unwrap_state_dict(load_state_dict_file(path)))
+    raw = unwrap_state_dict(load_state_dict_file(path))
+    if not flag_stated and type(model).__name__ == "FocalNet":
+        try:
+            foreign = detect_layout(raw) in ("timm", "hf")
+        except CheckpointError:
+            foreign = False
+        if foreign:
+            from .hf import warn_unstated_normalize_modulator
+
+            warn_unstated_normalize_modulator(model, source)
+    sd = to_canonical(model, raw)
     sd = _fit_head(model, sd, label_set, source)
     return load_weights(model, sd, strict=True)
 
 
-def _set_cfg_for_file(model: nn.Module, name: str, source: str) -> None:
-    """pretrained=PATH: the variant's record gives the preprocessing; the file and class count are the file's."""
+def _set_cfg_for_file(model: nn.Module, name: str, source: str, preprocess: dict | None = None) -> None:
+    """pretrained=PATH: the variant's record gives the preprocessing (unless a folder's preprocessor_config.json
+    does: ``preprocess``); the file and class count are the file's."""
     try:
         rec = get_weights(name)
     except KeyError:
@@ -277,6 +374,10 @@ def _set_cfg_for_file(model: nn.Module, name: str, source: str) -> None:
     cfg = rec.pretrained_cfg(in_chans=model.in_chans, stride=getattr(model, "stride", 32))
     cfg.update(tag=None, url=source if "://" in source else "", file=source, hf_hub_id=None, sha256=None,
                num_classes=getattr(model, "num_classes", cfg["num_classes"]))
+    if preprocess is not None:
+        size = int(preprocess["input_size"])
+        cfg.update(input_size=(model.in_chans, size, size), interpolation=preprocess["interpolation"],
+                   crop_pct=float(preprocess["crop_pct"]), mean=tuple(preprocess["mean"]), std=tuple(preprocess["std"]))
     model.pretrained_cfg = cfg
 
 
@@ -301,9 +402,18 @@ def load_pretrained(
     if num_classes is not None and getattr(model, "num_classes", num_classes) != num_classes:
         raise ValueError(f"num_classes={num_classes} but the model was built with {model.num_classes} classes")
     if isinstance(target, str):
-        path = download(target, cache_dir=cache_dir, progress=progress)
-        _load_file_into(model, path, None, target)
-        _set_cfg_for_file(model, name, target)
+        from .hf import is_hf_dir, read_hf_dir
+
+        hf_dir = None
+        if "://" not in target and Path(target).expanduser().is_dir():
+            if not is_hf_dir(target):
+                raise InputNotFoundError(f"{target} is a folder without model.safetensors or pytorch_model.bin")
+            hf_dir = read_hf_dir(target)
+            path = hf_dir.weights_file
+        else:
+            path = download(target, cache_dir=cache_dir, progress=progress)
+        _load_file_into(model, path, None, target, flag_stated=hf_dir is not None and hf_dir.says_normalize_modulator)
+        _set_cfg_for_file(model, name, target, hf_dir.preprocess if hf_dir is not None else None)
         return model
 
     record = target
@@ -313,20 +423,89 @@ def load_pretrained(
             f"no live copy of {record.name} is known: the published link(s) are dead ({dead}) and no mirror exists. "
             "If you have the file, pass it: create_model(name, pretrained='/path/to/file.pth')"
         )
-    failures = []
-    for url, layout in record.sources:
-        path = None
-        sha = record.sha256 if url in record.urls else None
+
+    def check(path: Path, url: str, layout: str) -> None:
+        _load_file_into(model, path, record.label_set, f"{record.name} ({layout} layout, {url})")
+
+    fetch_record(record, check, cache_dir=cache_dir, progress=progress)
+    model.pretrained_cfg = record
+    return model
+
+
+def fetch_record(
+    record: WeightsRecord,
+    check: Callable[[Path, str, str], None] | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> tuple[Path, str, str]:
+    """A verified local copy of ``record``'s file: ``(path, url, layout)``.
+
+    Cached copies of every source are tried first (no network: a timm/HF user's cache counts), then the sources
+    are downloaded in order. ``check(path, url, layout)`` (e.g. a strict load into the model) must pass; a source
+    whose file fails the hash, does not read or does not pass ``check`` falls through to the next one, and a bad
+    cached file is never reused. With ``HF_HUB_OFFLINE=1`` only cached copies are used. Raises
+    :class:`DownloadError` naming every source tried and how to get going offline.
+    """
+    if record.status != "available":
+        dead = ", ".join(record.dead_urls) or "none recorded"
+        raise DownloadError(
+            f"no live copy of {record.name} is known: the published link(s) are dead ({dead}) and no mirror exists. "
+            "If you have the file, pass it: create_model(name, pretrained='/path/to/file.pth')"
+        )
+
+    def attempt(url: str, layout: str, path: Path) -> None:
+        _check_hash(path, record.sha256_for(url), url)
         try:
-            path = download(url, cache_dir=cache_dir, sha256=sha, progress=progress, file_name=None)
-            _load_file_into(model, path, record.label_set, f"{record.name} ({layout} layout, {url})")
-        except (DownloadError, FileNotFoundError) as e:
-            _logger.warning("%s", e)
-            failures.append(f"{url}: {e}")
+            if check is not None:
+                check(path, url, layout)
+            else:
+                _verify_readable(path, url)
+        except CheckpointError:
+            raise
+        except (ValueError, RuntimeError, KeyError) as e:  # a load that fails in another way is a bad file too
+            raise CheckpointError(str(e)) from e
+
+    failures: list[str] = []
+    bad_cached: set[str] = set()
+    for url, layout in record.sources:  # pass 1: what is already on this machine
+        path = cached_copy(url, cache_dir)
+        if path is None:
             continue
-        except CheckpointError as e:
-            # A file that does not read or does not fit is reported, not silently skipped past: it is a real defect.
-            raise CheckpointError(f"{record.name} from {url} ({path}): {e}") from e
-        model.pretrained_cfg = record
-        return model
-    raise DownloadError(f"could not fetch {record.name} from any source:\n  " + "\n  ".join(failures))
+        try:
+            attempt(url, layout, path)
+            _logger.info("using the cached copy of %s: %s", record.name, path)
+            return path, url, layout
+        except (DownloadError, CheckpointError) as e:
+            _logger.warning("cached %s is bad (%s); it will not be reused", path, one_line(e))
+            failures.append(f"{url} (cached): {one_line(e)}")
+            bad_cached.add(url)
+            _forget(url, path)
+    if is_offline():
+        raise DownloadError(
+            f"HF_HUB_OFFLINE is set and no usable cached copy of {record.name} exists (looked in {hf_cache_dir()} and "
+            f"{Path(cache_dir) if cache_dir else default_cache_dir()}); unset HF_HUB_OFFLINE to download it, or pass "
+            "a local file (create_model(name, pretrained='/path/to/file.pth'), focalnet predict --weights FILE)"
+        )
+    network_down = False
+    for url, layout in record.sources:  # pass 2: download, falling through on any failure
+        if network_down and not url.startswith("file:"):
+            continue
+        path = None
+        try:
+            path = download(url, cache_dir=cache_dir, sha256=record.sha256_for(url), progress=progress,
+                            force=url in bad_cached)
+            attempt(url, layout, path)
+            return path, url, layout
+        except NetworkError as e:
+            network_down = True
+            failures.append(f"{url}: {one_line(e)}")
+        except (DownloadError, CheckpointError, FileNotFoundError) as e:
+            _logger.warning("%s: %s; trying the next source", url, one_line(e))
+            failures.append(f"{url}: {one_line(e)}")
+            if path is not None:
+                _forget(url, path)
+    hint = f"; {_OFFLINE_HINT}" if network_down and not any(_OFFLINE_HINT in f for f in failures) else ""
+    raise (NetworkError if network_down else DownloadError)(
+        f"could not fetch {record.name} from any of its {len(record.sources)} sources: " + " | ".join(failures) + hint
+    )

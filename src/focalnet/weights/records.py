@@ -15,8 +15,9 @@ class WeightsRecord:
     ``urls`` are tried in order (the first is the preferred, currently reachable location of the file in
     ``layout``); ``mirrors`` are further ``(url, layout)`` copies tried after them (Hugging Face / timm re-uploads
     in their own key layouts, converted on load); ``dead_urls`` keeps the historical links that no longer answer.
-    ``available`` is False for checkpoints with no known live copy. ``sha256`` pins the file when known (only for
-    ``urls``; mirrors hold different bytes). ``label_set`` is ``"imagenet-1k"`` or ``"imagenet-22k"`` (21,842
+    ``available`` is False for checkpoints with no known live copy. ``sha256`` pins the file of ``urls`` when
+    known; ``mirror_sha256`` pins a mirror's own file (mirrors in another layout hold different bytes).
+    ``label_set`` is ``"imagenet-1k"`` or ``"imagenet-22k"`` (21,842
     logits whose first 1,000 are the 1K classes in standard order, spec §4.4). URLs of the form
     ``hf://owner/repo/path/in/repo`` are fetched with ``huggingface_hub``.
     """
@@ -40,7 +41,14 @@ class WeightsRecord:
     notes: str = ""
     mirrors: tuple[tuple[str, str], ...] = ()
     dead_urls: tuple[str, ...] = ()
+    mirror_sha256: dict[str, str] = field(default_factory=dict)  # url -> SHA-256 of that mirror's own file
     extra: dict = field(default_factory=dict)
+
+    def sha256_for(self, url: str) -> str | None:
+        """The SHA-256 to verify the file at ``url`` against: the record's for ``urls``, a mirror's own, or None."""
+        if url in self.mirror_sha256:
+            return self.mirror_sha256[url]
+        return self.sha256 if url in self.urls else None
 
     @property
     def name(self) -> str:
