@@ -237,7 +237,6 @@ def test_torchvision_backbone_conventions():
     """OrderedDict output, trainable_layers with torchvision's meaning, an FPN with int out_channels that
     torchvision's detectors take."""
     from torchvision.models.detection import FasterRCNN
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
     from focalnet.det.models import FocalNetFPN
 
@@ -255,8 +254,7 @@ def test_torchvision_backbone_conventions():
     assert isinstance(out, OrderedDict) and list(out) == ["0", "1", "2", "3"]
     assert [t.shape[1] for t in out.values()] == [8, 16, 32, 64]
 
-    bb.output_format = "list"
-    fpn = FocalNetFPN(bb, out_channels=32, extra_blocks=LastLevelMaxPool())
+    fpn = FocalNetFPN(bb, out_channels=32)  # takes the dict-output backbone; LastLevelMaxPool by default
     assert isinstance(fpn.out_channels, int) and fpn.out_channels == 32
     det = FasterRCNN(fpn, num_classes=3, min_size=64, max_size=64, rpn_pre_nms_top_n_test=20,
                      rpn_post_nms_top_n_test=10, box_detections_per_img=5).eval()
@@ -298,3 +296,58 @@ def test_hf_mask2former_takes_the_backbone():
         out = model(pixel_values=_x())
     assert out.class_queries_logits.shape == (2, 4, 4)
     assert out.masks_queries_logits.shape[:2] == (2, 4)
+
+
+# ------------------------------------------------------------------------------------------------ records, packaging
+def test_weights_records_facts():
+    """First-party HF mirrors for L, H crop 0.9, the normalize_modulator reading documented, hashes only where
+    a public source gives one."""
+    for v, repo in (("focalnet_large_fl3", "microsoft/focalnet-large-lrf-fl3"),
+                    ("focalnet_large_fl4", "microsoft/focalnet-large-lrf-fl4")):
+        rec = get_weights(v)
+        assert (f"hf://{repo}/pytorch_model.bin", "hf") in rec.sources
+        assert repo in rec.hf_hub_ids
+    for v in ("focalnet_huge_fl3", "focalnet_huge_fl4"):
+        assert get_weights(v).crop_pct == 0.9
+    for v in ("focalnet_large_fl4", "focalnet_xlarge_fl4"):
+        assert "normalize_modulator" in get_weights(v).notes and "timm and Hugging Face" in get_weights(v).notes
+    l4 = get_weights("focalnet_large_fl4")
+    assert l4.sha256 == "4d14fe47c7d7138e911be356ff8170d316d2918af7c504c914c2f88ffb16465b"
+    assert [l4.sha256_for(u) for u, _ in l4.sources[:2]] == [l4.sha256] * 2  # both copies of the original file
+    for rec in focalnet.list_weights():
+        if rec.variant.startswith("focalnet_") and rec.sha256 is None and rec.status == "available":
+            assert "no published hash found" in rec.notes, rec.name
+    assert "bilinear" in get_weights("focalnet_tiny_srf").notes  # HF's own processor differs from the authors'
+
+
+def test_models_command_counts_the_head_the_variant_has(capsys):
+    from focalnet.cli import main
+
+    assert main(["models", "focalnet_large_fl3"]) == 0
+    out = capsys.readouterr().out
+    assert "239,134,898" in out and "21842" in out  # 207,100,744 at 1000 classes + 20,842 x 1,537
+    for name in ALL:
+        m = focalnet.create_model(name, device="meta")
+        assert get_spec(name).params_at() == sum(p.numel() for p in m.parameters()), name
+
+
+def test_packaging_one_version_license_typed_and_python_m():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    py = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "version" not in py["project"] and py["project"]["dynamic"] == ["version"]
+    assert py["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "focalnet._version.__version__"}
+    assert any(r.startswith("setuptools>=77") for r in py["build-system"]["requires"])
+    assert py["project"]["license"] == "MIT" and py["project"]["license-files"] == ["LICENSE"]
+    assert py["project"]["urls"] and "Typing :: Typed" in py["project"]["classifiers"]
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    assert (root / "src" / "focalnet" / "py.typed").is_file()
+    env = {**__import__("os").environ, "PYTHONPATH": str(root / "src")}
+    out = subprocess.run([sys.executable, "-m", "focalnet", "--version"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == focalnet.__version__

@@ -318,3 +318,33 @@ def test_convert_to_hf_works_with_auto_image_processor_and_pipeline(tmp_path, ca
         top = pipe(Image.open(p), top_k=1)[0]
         assert top["label"] == r["top"][0]["label"]
         assert abs(top["score"] - r["top"][0]["prob"]) < 1e-3
+
+
+def test_eval_on_a_val_only_folder_and_predict_with_a_weights_folder(tmp_path, capsys, monkeypatch):
+    """focalnet eval/predict --model X --weights HF_FOLDER; the image folder needs only val/."""
+    from PIL import Image
+
+    from focalnet.cli import main
+
+    kw = focalnet.get_spec("focalnet_tiny_srf").build_kwargs(**TINY, num_classes=2)
+    torch.manual_seed(0)
+    torch.save({"model": FocalNet(**kw).state_dict()}, tmp_path / "w.pth")
+    (tmp_path / "w.json").write_text(json.dumps({"variant": "focalnet_tiny_srf", "kwargs": kw}))
+    assert main(["convert", str(tmp_path / "w.pth"), str(tmp_path / "hf"), "--to", "hf"]) == 0
+    for c in ("cat", "dog"):
+        (tmp_path / "data" / "val" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (48, 48), (90 * i, 40, 200)).save(tmp_path / "data" / "val" / c / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = main(["eval", "--model", "focalnet_tiny_srf", "--weights", str(tmp_path / "hf"), "--device", "cpu",
+                 f"data.root={tmp_path / 'data'}", "--json", str(tmp_path / "eval.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["images"] == 4 and "top1" in result
+
+    code = main(["predict", str(tmp_path / "data" / "val" / "cat" / "0.png"), "--model", "focalnet_tiny_srf",
+                 "--weights", str(tmp_path / "hf"), "--device", "cpu", "--json", "-"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(out["results"][0]["top"]) == 2  # the folder's 2-class head, not 1000

@@ -161,7 +161,7 @@ def test_recipes_load_and_are_headed_by_their_command(path):
     cfg = load_config(path)
     rel = path.relative_to(REPO).as_posix()
     head = path.read_text().splitlines()[:6]
-    assert any(line.startswith("# Run:") and f"focalnet detect train --config {rel}" in line for line in head)
+    assert any(line.startswith("# Run:") and f"focalnet train --config {rel}" in line for line in head)
     assert cfg.model.focal_windows == 9
     if "synthetic" in path.stem:
         assert cfg.data.synthetic is not None

@@ -19,7 +19,9 @@ from focalnet.cli import main  # noqa: E402
 from focalnet.data.coco import make_synthetic_coco  # noqa: E402
 from focalnet.det.config import DetConfig  # noqa: E402
 from focalnet.det.dataset import CocoDetection, DatasetError  # noqa: E402
-from focalnet.det.engine import build_model, evaluate, load_checkpoint, train  # noqa: E402
+from focalnet.det.evaluation import build_model, evaluate  # noqa: E402
+from focalnet.engine.loop import fit  # noqa: E402
+from focalnet.engine.run import load_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,7 @@ def _cfg(data, out, arch="mask_rcnn", **optim) -> dict:
         # focal-loss heads start at a 0.01 prior: after a few steps scores are still under the default 0.05
         det = dict(detections_per_img=20, topk_candidates=200, score_thresh=0.001)
     return {
+        "task": "detection",
         "model": {"arch": arch, "backbone": "focalnet_tiny_srf", "drop_path_rate": 0.0,
                   "backbone_overrides": {"embed_dim": 16, "depths": [1, 1, 1, 1]}, "fpn_channels": 32,
                   "min_size": [128], "max_size": 160, "box_head_dim": 64, "mask_head_dims": [32, 32],
@@ -45,11 +48,12 @@ def _cfg(data, out, arch="mask_rcnn", **optim) -> dict:
         "data": {"synthetic": {"root": str(data), "n_train": 32, "n_val": 12, "size": 128, "seed": 0},
                  "num_workers": 0},
         "optim": {"lr": 1e-3, "epochs": 4, "steps": [100], "warmup_iters": 4, "batch_size": 4, **optim},
-        "output_dir": str(out), "eval_every": 0, "log_every": 1000,
+        "output_dir": str(out.parent), "name": out.name, "eval_every": 100, "log_every": 1, "progress": False,
+        "tensorboard": False,
     }
 
 
-def _first_last(history, k=5):
+def _first_last(history, k=5):  # one train record per step (log_every=1)
     losses = [h["loss"] for h in history]
     return float(np.mean(losses[:k])), float(np.mean(losses[-k:]))
 
@@ -61,36 +65,36 @@ def test_mask_rcnn_short_training_learns(data, tmp_path):
     val = CocoDetection(data / "images" / "val", data / "annotations" / "instances_val.json", masks=False)
     chance = evaluate(untrained, val)
 
-    result = train(cfg)
-    assert result["steps"] == 32 and len(result["history"]) == 32
-    first, last = _first_last(result["history"])
+    result = fit(cfg)
+    assert result.steps == 32 and len(result.history) == 32
+    first, last = _first_last(result.history)
     assert last < 0.75 * first, (first, last)
-    m = result["metrics"]
+    m = result.metrics
     assert m["images"] == 12
     assert m["bbox"]["mAP"] > chance["bbox"]["mAP"] + 0.02, (m["bbox"], chance["bbox"])
     assert m["segm"]["mAP"] > chance["segm"]["mAP"] + 0.02, (m["segm"], chance["segm"])
     assert m["bbox"]["mAP50"] > 0.1
 
     # the checkpoint rebuilds the same model: evaluation reproduces the training run's final numbers
-    model, cfg2, cats = load_checkpoint(result["checkpoint"])
-    assert cfg2 == cfg and [c["name"] for c in cats] == ["horse", "coin", "logo"]
-    again = evaluate(model, val)
+    run = load_run(result.checkpoint)
+    assert run.cfg == cfg and [c["name"] for c in run.task.categories] == ["horse", "coin", "logo"]
+    again = evaluate(run.model, val)
     assert again["bbox"]["mAP"] == pytest.approx(m["bbox"]["mAP"], abs=1e-6)
-    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["metrics"]["bbox"]["mAP"] == pytest.approx(m["bbox"]["mAP"])
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["bbox"]["mAP"] == pytest.approx(m["bbox"]["mAP"]) and saved["task"] == "detection"
 
 
 def test_retinanet_short_training_lowers_loss_and_evaluates(data, tmp_path):
     cfg = DetConfig.from_dict(_cfg(data, tmp_path / "run", arch="retinanet", epochs=2))
-    result = train(cfg)
-    first, last = _first_last(result["history"], k=4)
+    result = fit(cfg)
+    first, last = _first_last(result.history, k=4)
     assert last < 0.9 * first, (first, last)
-    m = result["metrics"]
+    m = result.metrics
     assert "segm" not in m and 0.0 <= m["bbox"]["mAP"] <= 1.0 and m["detections"] > 0
 
 
 def test_lr_schedule_warmup_and_steps():
-    from focalnet.det.engine import lr_lambda
+    from focalnet.det.evaluation import lr_lambda
 
     f = lr_lambda(warmup_iters=10, warmup_ratio=0.001, steps=[9, 11], gamma=0.1, iters_per_epoch=100)
     assert f(0) == pytest.approx(0.001) and f(5) == pytest.approx(0.5005) and f(10) == 1.0
@@ -118,20 +122,20 @@ def test_empty_predictions_and_empty_ground_truth(data, tmp_path, caplog):
 def test_cli_train_eval_predict(data, tmp_path, capsys):
     from PIL import Image
 
-    recipe = _cfg(data, tmp_path / "run", max_iters=3)
+    recipe = _cfg(data, tmp_path / "run")
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["detect", "train", "--config", str(tmp_path / "recipe.yaml"), "--set", "optim.epochs=1"]) == 0
+    assert main(["train", "--config", str(tmp_path / "recipe.yaml"), "optim.epochs=1", "max_steps=3"]) == 0
     out = capsys.readouterr().out
-    assert "3 steps on cpu" in out and "bbox  mAP" in out and "segm  mAP" in out
-    ckpt = tmp_path / "run" / "last.pt"
+    assert "trained 3 steps" in out and "bbox mAP" in out and "segm mAP" in out
+    run_dir = tmp_path / "run"
+    assert (run_dir / "checkpoints" / "checkpoint-00000003.pt").is_file() and (run_dir / "config.yaml").is_file()
 
-    assert main(["detect", "eval", "--checkpoint", str(ckpt), "--json", str(tmp_path / "m.json")]) == 0
+    assert main(["eval", "--checkpoint", str(run_dir), "--json", str(tmp_path / "m.json")]) == 0
     assert "12 images" in capsys.readouterr().out
     assert set(json.loads((tmp_path / "m.json").read_text())) >= {"bbox", "segm"}
 
     img = data / "images" / "val" / "000000.png"
-    assert main(["detect", "predict", "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "p"),
-                 "--score", "0"]) == 0
+    assert main(["predict", str(img), "--checkpoint", str(run_dir), "--out", str(tmp_path / "p"), "--score", "0"]) == 0
     assert "detections (" in capsys.readouterr().out
     drawn = np.array(Image.open(tmp_path / "p" / "000000_det.png"))
     original = np.array(Image.open(img))
@@ -139,22 +143,30 @@ def test_cli_train_eval_predict(data, tmp_path, capsys):
     h, w = original.shape[:2]
     assert drawn.shape[1] % w == 0 and drawn.shape[1] >= 384 and drawn.shape[0] > h * drawn.shape[1] // w
 
-    assert main(["detect", "predict", "--checkpoint", str(ckpt), str(img), "--out", str(tmp_path / "q"),
-                 "--score", "1.01"]) == 0
-    assert "no detections with score >= 1.01" in capsys.readouterr().out
+    assert main(["predict", str(img), "--checkpoint", str(run_dir), "--out", str(tmp_path / "q"),
+                 "--score", "1.01"]) == 2  # a score above 1 is a usage error now
+    assert "--score must be in [0, 1]" in capsys.readouterr().err
+    assert main(["predict", str(img), "--checkpoint", str(run_dir), "--out", str(tmp_path / "q"), "--score", "1"]) == 0
+    assert "no detections with score >= 1.0" in capsys.readouterr().out
     np.testing.assert_array_equal(np.array(Image.open(tmp_path / "q" / "000000_det.png")), original)
+
+    # the old spelling still works and says the new one
+    assert main(["detect", "eval", "--checkpoint", str(run_dir), "--json", str(tmp_path / "m2.json")]) == 0
+    assert "is now: focalnet eval --checkpoint" in capsys.readouterr().err
 
 
 def test_cli_bad_input_messages(data, tmp_path, capsys):
     not_ckpt = tmp_path / "weights.pt"
     torch.save({"w": torch.zeros(1)}, not_ckpt)
-    assert main(["detect", "eval", "--checkpoint", str(not_ckpt)]) == 2
-    assert "not a `focalnet detect train` checkpoint" in capsys.readouterr().err
-    assert main(["detect", "eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    (tmp_path / "bad.yaml").write_text("optim: {learning_rate: 1}\n")
-    assert main(["detect", "train", "--config", str(tmp_path / "bad.yaml")]) == 2
-    assert "unknown config key(s) 'optim.learning_rate'" in capsys.readouterr().err
-    assert main(["detect", "train", "--set", "data.train_ann=" + str(tmp_path / "none.json"),
-                 "--set", "data.train_images=" + str(tmp_path)]) == 2
+    assert main(["eval", "--checkpoint", str(not_ckpt)]) == 1
+    assert "not a focalnet training checkpoint" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("task: detection\noptim: {learning_rate: 1}\n")
+    assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown config key 'optim.learning_rate'" in capsys.readouterr().err
+    assert main(["train", "task=detection", "data.train_ann=" + str(tmp_path / "none.json"),
+                 "data.train_images=" + str(tmp_path), f"output_dir={tmp_path}"]) == 1
     assert "none.json does not exist" in capsys.readouterr().err
+    assert main(["train", "task=detection", "model.arch=yolo", f"output_dir={tmp_path}"]) == 2
+    assert "model.arch='yolo' is not one of" in capsys.readouterr().err

@@ -263,3 +263,12 @@ def test_original_attribute_names_drive_denoising():
     model.dn_number = 0
     out = model([torch.randn(3, 32, 32)], t)
     assert out["dn_meta"] is None and out["pred_logits"].shape[1] == 12
+
+
+def test_focal_transformer_backbone_through_the_same_adapter():
+    cfg = _tiny_cfg()
+    model = DINO(build_backbone({"name": "focal_transformer_tiny", "out_indices": (1, 2, 3)}), cfg).eval()
+    back = from_original(cfg.to_dict(), to_original_state_dict(model), {"name": "focal_transformer_tiny"})
+    x = [torch.randn(3, 64, 64)]
+    with torch.no_grad():
+        torch.testing.assert_close(back(x)["pred_boxes"], model(x)["pred_boxes"])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focalnet.commands.segment import palette
 from focalnet.seg import SegConfig, SegDataError, SegFolderDataset, find_pairs, write_synthetic_ade
 from focalnet.seg.data import encode_labels, read_mask
-from focalnet.seg.engine import make_dataset
+from focalnet.seg.evaluation import make_dataset
+from focalnet.tasks.segmentation import palette
 
 
 @pytest.fixture(scope="module")

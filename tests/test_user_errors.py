@@ -86,8 +86,8 @@ def test_non_utf8_yaml_is_a_clear_error(tmp_path):
     assert read_yaml(bom) == {"name": "caf\u00e9"}
 
 
-@pytest.mark.parametrize("command", [["train", "--config"], ["detect", "train", "--config"],
-                                     ["segment", "train", "--config"]])
+@pytest.mark.parametrize("command", [["train", "--config"], ["train", "task=detection", "--config"],
+                                     ["train", "task=segmentation", "--config"]])
 def test_duplicate_keys_and_bad_encoding_via_every_config_reader(tmp_path, capsys, command):
     dup = tmp_path / "dup.yaml"
     dup.write_text("seed: 1\nseed: 2\n")

@@ -548,7 +548,7 @@ def test_records_cover_every_variant_and_models_shows_weights(capsys):
     )
     assert records.get_weights("focalnet_base_iso").status == "dead"
     assert main(["models", "focalnet_tiny_*"]) == 0
-    rows = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]}
+    rows = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:-1]}  # -1: legend
     assert rows == {"focalnet_tiny_iso": "dead", "focalnet_tiny_lrf": "available", "focalnet_tiny_srf": "available"}
 
 

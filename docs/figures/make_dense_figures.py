@@ -22,12 +22,14 @@ OUT = Path(__file__).resolve().parent
 def detection(ckpt: str, root: str, ids=(1, 2, 3, 5)) -> None:
     from PIL import Image
 
-    from focalnet.det.engine import load_checkpoint, predict
+    from focalnet.det.evaluation import predict
+    from focalnet.engine.run import load_run
     from focalnet.viz.detections import _title_strip, draw_detections, legend_strip
     from focalnet.viz.segments import class_colours
 
-    model, _, cats = load_checkpoint(ckpt)
-    names = [c["name"] for c in cats]
+    run = load_run(ckpt, device="cpu")
+    model = run.model
+    names = [c["name"] for c in run.task.categories]
     panels = []
     for i in ids:
         img = np.asarray(Image.open(Path(root) / "images" / "val" / f"{i:06d}.png").convert("RGB"))
@@ -58,11 +60,13 @@ def segmentation(ckpt: str, root: str, n: int = 4) -> None:
     from matplotlib.patches import Patch
     from PIL import Image
 
-    from focalnet.seg.engine import load_checkpoint, predict
+    from focalnet.engine.run import load_run
+    from focalnet.seg.evaluation import predict
     from focalnet.viz.figures import _figure, _off, _suptitle, save_figure
     from focalnet.viz.segments import class_colours
 
-    model, cfg, _ = load_checkpoint(ckpt)
+    run = load_run(ckpt, device="cpu")
+    model, cfg = run.model, run.cfg
     names = list(cfg.data.class_names)
     pal = class_colours(len(names))
     pal[0] = (0, 0, 0)  # background: left unpainted below

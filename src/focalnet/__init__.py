@@ -10,12 +10,12 @@ The public API::
 
 import logging
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-_MODELS = {"FocalNet", "ModelSpec", "create_model", "get_spec", "list_models", "register_model"}
+_MODELS = {"FocalNet", "ModelSpec", "create_model", "get_spec", "list_models", "list_pretrained", "register_model"}
 
 
 def __getattr__(name):  # lazy imports keep `import focalnet` (and so `focalnet --help`) free of torch
@@ -51,6 +51,7 @@ __all__ = [
     "create_model",
     "get_spec",
     "list_models",
+    "list_pretrained",
     "load_weights",
     "list_weights",
     "register_model",

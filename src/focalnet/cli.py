@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0
     if argv[0] == "--version":
-        from focalnet import __version__
+        from focalnet._version import __version__  # no torch import for --version
 
         print(__version__)
         return 0

@@ -75,13 +75,25 @@ def resolve_train_config(config: str | None, overrides: list[str], out: str | No
     from focalnet.utils.config import ConfigError, apply_overrides, to_dict
 
     extra = out_overrides(out)
-    cfg = load_run_config(config, [*overrides, *extra])
     if not resume:
-        return cfg
-    cfg.resume = resume
-    ckpt = resolve_resume(cfg)
+        return load_run_config(config, [*overrides, *extra])
+    # Locate the checkpoint first (its config decides the schema of the overrides): --config, name/output_dir/task
+    # overrides and --out say where the run is.
+    where = [o for o in overrides if o.split("=", 1)[0].strip() in ("name", "output_dir", "task")]
+    locator = load_run_config(config, [*where, *extra]) if config else None
+    if locator is None:
+        from focalnet.engine.config import RunConfig
+        from focalnet.utils.config import from_dict as _from_dict
+
+        loc = {k.strip(): v for k, v in (o.split("=", 1) for o in [*where, *extra])}
+        locator = _from_dict(RunConfig, {k: v for k, v in loc.items() if k in ("name", "output_dir", "task")})
+    locator.resume = resume
+    ckpt = resolve_resume(locator)
     if ckpt is None:  # resume=auto with nothing to resume: a fresh run
+        cfg = load_run_config(config, [*overrides, *extra])
+        cfg.resume = resume
         return cfg
+    cfg = locator
     saved = load_checkpoint(ckpt).get("config") or {}
     task_cls = get_task(saved.get("task", "classification"))
     if config is not None:  # the file may locate the run, but must not describe another model

@@ -4,6 +4,7 @@
     focalnet eval --checkpoint runs/det --json det.json       # a run folder: task and config come from it
     focalnet eval --checkpoint runs/seg/checkpoints/best.pt test.mode=slide --aug-test
     focalnet eval --model focalnet_tiny_srf --pretrained true data.dataset=folder data.root=/data/imagenet
+    focalnet eval --model focalnet_tiny_srf --weights hf_folder/ data.root=/data/imagenet   # only val/ is needed
 
 Overrides may change the data and evaluation settings (``data.*``, ``test.*``, ...), never the model.
 """
@@ -22,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="classification: a registered variant, with --pretrained or "
                                                       "--weights, instead of a checkpoint")
     parser.add_argument("--pretrained", default=None, help="released weights of --model: true or a tag")
-    parser.add_argument("--weights", default=None, help="weights file for --model")
+    parser.add_argument("--weights", default=None, help="weights file or Hugging Face folder for --model")
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights of the checkpoint")
     parser.add_argument("--aug-test", action="store_true", help="segmentation: multi-scale + flip testing")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -78,7 +79,7 @@ def _evaluate_released(args, overrides: list[str], target: Path | None) -> dict:
     loaded = load_for_inference(None, args.model, args.pretrained, args.weights, device)
     task = ClassificationTask(cfg)
     task.load_meta({"model_name": args.model, "model_kwargs": {}, "preprocess": loaded.preprocess,
-                    "class_names": loaded.class_names})
+                    "class_names": loaded.class_names, "label_set": loaded.label_set})
     ctx = Context(device, args.amp, progress=True)
     dataset = task.build_eval_dataset()
     model = loaded.model
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         r = evaluate_checkpoint(args)
     except config_errors() + runtime_errors() as e:
         return fail("eval", e)
-    print(f"{r['checkpoint']}: {r['summary']}  ({r.get('images', '?')} images"
-          + (f", {r['images_per_s']:.1f} images/s)" if "images_per_s" in r else ")"))
+    speed = f"  {r['images_per_s']:.1f} images/s" if "images_per_s" in r else ""
+    print(f"{r['checkpoint']}: {r['summary']}{speed}")
     print(f"written: {r['json']}")
     return 0

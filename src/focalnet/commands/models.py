@@ -24,8 +24,10 @@ def run(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for n in names:
         s = get_spec(n)
-        params = f"{s.params:,}" if s.params else "-"
+        own = s.params_at()  # with the head the variant has (21,842 classes for L/XL/H)
+        params = f"{own:,}" if own else "-"
         gmacs = f"{s.gmacs:.1f}" if s.gmacs else "-"
         top1 = f"{s.top1:.1f}" if s.top1 else "-"
         print(f"{n:<28} {params:>13} {gmacs:>8} {s.img_size:>4} {s.num_classes:>7} {top1:>6} {weights_status(n):>9}")
+    print("params: with the variant's own head (the classes column); GMACs: with a 1000-class head")
     return 0

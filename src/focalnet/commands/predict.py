@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="classification: a registered variant with --pretrained or "
                                                       "--weights, instead of a checkpoint")
     parser.add_argument("--pretrained", default=None, help="released weights of --model: true or a tag")
-    parser.add_argument("--weights", default=None, help="weights file for --model")
+    parser.add_argument("--weights", default=None, help="weights file (any layout) or Hugging Face folder for --model")
     parser.add_argument("--ema", action="store_true", help="use the EMA weights of the checkpoint")
     parser.add_argument("--topk", type=int, default=5, help="classification: labels per image")
     parser.add_argument("--score", type=float, default=0.5, help="detection: keep detections with this score")

@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="focalnet_tiny_srf", help="registered model name (see `focalnet models`)")
     parser.add_argument("--weights", default=None, help="checkpoint file (original/timm/HF/ours); none = random")
     parser.add_argument("--checkpoint", default=None, metavar="RUN.pt",
-                        help="a detection/segmentation checkpoint (focalnet detect/segment train, or any file holding "
+                        help="a detection/segmentation checkpoint (focalnet train of such a recipe, or a file holding "
                         "a FocalNet backbone): show the maps of the backbone inside it; --model is then not used")
     parser.add_argument("--compare-vit", nargs="?", const="vit_small_patch16_224", default=None, metavar="TIMM_VIT",
                         help="also write NAME_vs_vit.png: the FocalNet modulation map beside a timm ViT's attention "

@@ -9,6 +9,7 @@ from .datasets import (
     ImageFolderDataset,
     SeededTransformDataset,
     build_datasets,
+    build_eval_dataset,
 )
 from .images import ImageLoadError, load_rgb, to_rgb
 from .labels import class_names
@@ -23,6 +24,7 @@ __all__ = [
     "ImageLoadError",
     "SeededTransformDataset",
     "build_datasets",
+    "build_eval_dataset",
     "build_transform",
     "class_names",
     "load_rgb",

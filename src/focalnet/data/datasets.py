@@ -32,6 +32,7 @@ __all__ = [
     "SeededTransformDataset",
     "GlobalBatchSampler",
     "build_datasets",
+    "build_eval_dataset",
 ]
 
 
@@ -213,6 +214,27 @@ def build_datasets(data_cfg, seed: int = 0) -> tuple[Dataset, Dataset, list[str]
     if data_cfg.limit_val:
         val = Subset(val, range(min(data_cfg.limit_val, len(val))))
     return train, val, classes
+
+
+def build_eval_dataset(data_cfg, known_classes: Sequence[Sequence[str]] = ()) -> tuple[Dataset, list[str]]:
+    """``(val, class_names)`` for evaluation only: an image folder needs just ``ROOT/<val_split>/`` (ImageNet's
+    validation set alone is enough). Without a train split the classes are the val folders, in the order of the
+    first of ``known_classes`` (the model's class names, its synsets...) that names them all, else sorted."""
+    from torch.utils.data import Subset
+
+    if data_cfg.dataset != "folder" or not data_cfg.root or (Path(data_cfg.root) / data_cfg.train_split).is_dir():
+        _, val, classes = build_datasets(data_cfg)
+        return val, classes
+    val_root = Path(data_cfg.root) / data_cfg.val_split
+    if not val_root.is_dir():
+        raise DataError(f"data folder {val_root} does not exist; evaluation needs ROOT/{data_cfg.val_split}/<class>/"
+                        "<images>")
+    found = sorted(e.name for e in os.scandir(val_root) if e.is_dir() and not e.name.startswith("."))
+    classes = next((list(k) for k in known_classes if k and set(found) <= set(k)), None)
+    val = ImageFolderDataset(val_root, classes=classes, bad_images=data_cfg.bad_images)
+    if data_cfg.limit_val:
+        val = Subset(val, range(min(data_cfg.limit_val, len(val))))
+    return val, list(classes or found)
 
 
 def _build_datasets(data_cfg) -> tuple[Dataset, Dataset, list[str]]:

@@ -1,11 +1,12 @@
 """Object detection with FocalNet backbones on torchvision (Mask R-CNN, RetinaNet, FCOS) and COCO data.
 
-Importing this package needs the ``det`` extra (torchvision, pycocotools).
+Importing this package needs the ``det`` extra (torchvision, pycocotools). Training, evaluation and prediction run
+through the engine as the ``detection`` task (:mod:`focalnet.tasks.detection`): ``focalnet train|eval|predict``.
 """
 
 from .config import DetConfig, load_config
 from .dataset import CocoDetection, DatasetError
-from .engine import draw_predictions, evaluate, load_checkpoint, predict, train
+from .evaluation import draw_predictions, evaluate, predict
 from .models import FocalNetFPN, build_detector, fcos_focalnet, maskrcnn_focalnet, retinanet_focalnet
 
 __all__ = [
@@ -17,10 +18,8 @@ __all__ = [
     "draw_predictions",
     "evaluate",
     "fcos_focalnet",
-    "load_checkpoint",
     "load_config",
     "maskrcnn_focalnet",
     "predict",
     "retinanet_focalnet",
-    "train",
 ]

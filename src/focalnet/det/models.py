@@ -43,17 +43,20 @@ ARCHS = ("mask_rcnn", "retinanet", "fcos", "cascade_mask_rcnn", "atss", "sparse_
 class FocalNetFPN(nn.Module):
     """A FocalNet backbone followed by torchvision's FPN; returns ``{"0": P_first, ..., extra}`` maps.
 
-    ``out_channels`` (the FPN width) is what torchvision's detectors read to size their heads.
+    ``out_channels`` (the FPN width) is what torchvision's detectors read to size their heads. As in torchvision's
+    ``BackboneWithFPN``, ``extra_blocks=None`` adds a max-pooled extra level (``LastLevelMaxPool``), the five maps
+    torchvision's default anchor generators expect.
     """
 
     def __init__(self, backbone: FocalNetBackbone, out_channels: int = 256, extra_blocks: ExtraFPNBlock | None = None):
         super().__init__()
         self.body = backbone
-        self.fpn = FeaturePyramidNetwork(backbone.out_channels, out_channels, extra_blocks=extra_blocks)
+        self.fpn = FeaturePyramidNetwork(backbone.out_channels, out_channels,
+                                         extra_blocks=LastLevelMaxPool() if extra_blocks is None else extra_blocks)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        feats = self.body(x)
+        feats = self.body.forward_maps(x)  # the maps whatever the backbone's output_format (list / dict / hf)
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 

@@ -140,8 +140,9 @@ def check_resume_config(task_cls: type[Task], saved: dict[str, Any], now: dict[s
 class _Checkpointer:
     """Builds the state of a run and writes it: keep-last-N ``checkpoint-<step>.pt`` + ``best.pt``."""
 
-    def __init__(self, cfg, task, model, optimizer, scheduler, scaler, ema, dist_info: DistInfo) -> None:
-        self.cfg, self.task, self.model, self.optimizer = cfg, task, model, optimizer
+    def __init__(self, cfg, task, model, optimizer, scheduler, scaler, ema, dist_info: DistInfo,
+                 sharded: bool = False) -> None:
+        self.cfg, self.task, self.model, self.optimizer, self.sharded = cfg, task, model, optimizer, sharded
         self.scheduler, self.scaler, self.ema, self.dist = scheduler, scaler, ema, dist_info
         self.dir = cfg.run_dir / "checkpoints"
         self.best_value: float | None = None
@@ -152,11 +153,17 @@ class _Checkpointer:
             gathered: list[Any] = [None] * self.dist.world_size
             torch.distributed.all_gather_object(gathered, rng)
             rng = gathered
+        if self.sharded:  # FSDP2: gather the full state dicts to rank 0 (a plain, single-process checkpoint)
+            from .fsdp import full_state
+
+            model_sd, optim_sd = full_state(self.model, self.optimizer)
+        else:
+            model_sd, optim_sd = self.model.state_dict(), self.optimizer.state_dict()
         return {
             "format_version": FORMAT_VERSION,
             "task": self.cfg.task,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_sd,
+            "optimizer": optim_sd,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "ema": self.ema.module.state_dict() if self.ema is not None else None,
@@ -200,16 +207,11 @@ class _Checkpointer:
 
 def _wrap(model: nn.Module, cfg: RunConfig, dist_info: DistInfo, device: torch.device) -> nn.Module:
     train_model = model
-    if dist_info.enabled:
-        if cfg.distributed == "fsdp":
-            from .fsdp import shard_model
+    if dist_info.enabled and cfg.distributed == "ddp":  # (fsdp shards the model in place before the optimizer)
+        from torch.nn.parallel import DistributedDataParallel as DDP
 
-            train_model = shard_model(model)
-        else:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                              find_unused_parameters=getattr(model, "find_unused_parameters", False))
+        train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                          find_unused_parameters=getattr(model, "find_unused_parameters", False))
     if cfg.compile:
         train_model = torch.compile(train_model)
     return train_model
@@ -277,6 +279,13 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     model = task.build_model().to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    sharded = dist_info.enabled and cfg.distributed == "fsdp"
+    if sharded:
+        if cfg.ema:
+            raise ConfigError("ema=true is not supported with distributed=fsdp (the EMA copy would not be sharded)")
+        from .fsdp import shard_model
+
+        shard_model(model)  # before the optimizer: it must hold the sharded parameters
     optimizer, scheduler = task.build_optimizer(model, sampler.global_batch, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     ema = None
@@ -284,14 +293,19 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay)
-    ckpt = _Checkpointer(cfg, task, model, optimizer, scheduler, scaler, ema, dist_info)
+    ckpt = _Checkpointer(cfg, task, model, optimizer, scheduler, scaler, ema, dist_info, sharded)
 
     # ---- resume
     epoch0, micro0, step = 0, 0, 0
     rng_to_restore = None
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
+        if sharded:
+            from .fsdp import load_full_state
+
+            load_full_state(model, optimizer, ck["model"], ck["optimizer"])
+        else:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         if ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
@@ -315,6 +329,8 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     train_model = _wrap(model, cfg, dist_info, device)
     ctx = Context(device, cfg.amp, cfg.channels_last, dist_info.rank, dist_info.world_size,
                   progress=main and cfg.progress)
+    # FSDP: a sharded forward needs every rank, so every rank evaluates the whole set in lockstep (as one process)
+    eval_ctx = Context(device, cfg.amp, cfg.channels_last, progress=main and cfg.progress) if sharded else ctx
     mlog = MetricLogger(run_dir, enabled=main, tensorboard=cfg.tensorboard, metric_fields=task.metric_fields,
                         resume_step=step if resume_path is not None else None)
     if main:
@@ -329,12 +345,12 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         model.eval()
         try:
             with torch.no_grad():
-                metrics = task.evaluate(model, val_ds, ctx)
+                metrics = task.evaluate(model, val_ds, eval_ctx)
             rec = {"split": "val", "epoch": epoch, "step": step, **metrics, "time_s": time.perf_counter() - t_start}
             mlog.log(rec)
             if ema is not None:
                 with torch.no_grad():
-                    ema_metrics = task.evaluate(ema.module, val_ds, ctx)
+                    ema_metrics = task.evaluate(ema.module, val_ds, eval_ctx)
                 mlog.log({"split": "val_ema", "epoch": epoch, "step": step, **ema_metrics})
                 metrics = {**metrics, "ema": ema_metrics}
         finally:
@@ -439,8 +455,10 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
                     last_ckpt = ckpt.save(step, epoch, micro, last_metrics) or last_ckpt
                 elif cfg.save_every_steps and step % cfg.save_every_steps == 0:
                     last_ckpt = ckpt.save(step, epoch, micro) or last_ckpt
-            if stopped_early:
-                last_ckpt = ckpt.save(step, epoch, micro) or last_ckpt
+            if stopped_early:  # max_steps: evaluate what there is, checkpoint the position, stop
+                if evaluated_at != step:
+                    last_metrics, evaluated_at = evaluate(epoch), step
+                last_ckpt = ckpt.save(step, epoch, micro, last_metrics) or last_ckpt
                 break
             finished_epoch = micro == steps_per_epoch * accum
             # eval_every_steps > 0 replaces the per-epoch evaluation (iteration-based recipes); the end always counts

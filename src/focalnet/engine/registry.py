@@ -19,6 +19,8 @@ __all__ = ["TASKS", "register_task", "get_task", "task_names"]
 
 TASKS: dict[str, str] = {
     "classification": "focalnet.tasks.classification:ClassificationTask",
+    "detection": "focalnet.tasks.detection:DetectionTask",
+    "segmentation": "focalnet.tasks.segmentation:SegmentationTask",
     "dino": "focalnet.tasks.dino:DinoTask",
     "mask2former": "focalnet.tasks.mask2former:Mask2FormerTask",
 }

@@ -77,10 +77,15 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt_path}: its saved config is not valid ({one_line(e)})") from None
     overrides = list(overrides or [])
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
     if allowed is not None:
-        bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(allowed)]
+        bad = [k for k in keys if not k.startswith(allowed)]
         if bad:
             raise ConfigError(f"only {', '.join(k + '*' for k in allowed)} can be changed here, not: {', '.join(bad)}")
+    fixed = [k for k in keys if k == "task" or k.split(".")[0] == "model"]  # the weights decide the model
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)}: the model of a checkpoint cannot change at evaluation or prediction "
+                          "(override data / test settings only)")
     data = apply_overrides(json.loads(json.dumps(data)), overrides, task_cls.config_class)
     cfg = from_dict(task_cls.config_class, data)
     task_cls.validate_config(cfg)

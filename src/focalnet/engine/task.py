@@ -63,18 +63,24 @@ class Context:
         return list(range(self.rank, n, self.world_size))
 
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world_size == 1:  # one process, or each rank working on the whole set (FSDP evaluation)
+            return t
         from .distributed import all_reduce_sum
 
         return all_reduce_sum(t)
 
     def broadcast(self, obj: Any) -> Any:
         """``obj`` of rank 0 on every rank (a no-op for one process)."""
+        if self.world_size == 1:
+            return obj
         from .distributed import broadcast_object
 
         return broadcast_object(obj)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank."""
+        if self.world_size == 1:
+            return [obj]
         from .distributed import all_gather_object
 
         return all_gather_object(obj)

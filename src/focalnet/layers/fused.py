@@ -33,7 +33,7 @@ def _available() -> bool:
 
 
 def _tracing() -> bool:
-    return (torch.fx._symbolic_trace.is_fx_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return (torch.fx._symbolic_trace.is_fx_symbolic_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing()
             or torch.jit.is_scripting())
 
 

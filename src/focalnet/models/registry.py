@@ -44,6 +44,19 @@ class ModelSpec:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def params_at(self, num_classes: int | None = None) -> int | None:
+        """Trainable parameters with a ``num_classes`` head (default: the variant's own, e.g. 21,842 for L/XL/H);
+        ``params`` is measured at 1000 classes, the head adds ``(classes - 1000) * (width + 1)``."""
+        if self.params is None:
+            return None
+        n = self.num_classes if num_classes is None else num_classes
+        depths = self.kwargs.get("depths", ())
+        embed = self.kwargs.get("embed_dim")
+        if not depths or embed is None:
+            return self.params if n == 1000 else None
+        width = int(embed) * 2 ** (len(depths) - 1) if isinstance(embed, int) else int(list(embed)[-1])
+        return self.params + (n - 1000) * (width + 1) if n > 0 else self.params - 1000 * (width + 1)
+
     def build_kwargs(self, **overrides: Any) -> dict[str, Any]:
         kw = dict(self.kwargs)
         kw.setdefault("num_classes", self.num_classes)
@@ -211,7 +224,8 @@ _POSITIVE_INTS = ("embed_dim", "patch_size", "depths", "focal_levels", "focal_wi
                   "window_size", "focal_window", "focal_level")
 
 
-def check_model_kwargs(name: str, kwargs: dict[str, Any], img_size: int | None = None, key: str = "model") -> None:
+def check_model_kwargs(name: str, kwargs: dict[str, Any], img_size: int | None = None, name_key: str = "model.name",
+                       kwargs_key: str = "model.kwargs") -> None:
     """Raise a one-line :class:`~focalnet.utils.config.ConfigError` if ``name`` is not registered, a kwarg is not a
     constructor argument (naming the closest one), a size is out of range, the variant cannot be built with these
     arguments, or ``img_size`` is smaller than the network's stride. Builds on the ``meta`` device: no memory, fast.
@@ -224,7 +238,7 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any], img_size: int | None =
     _ensure_loaded()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        raise ConfigError(f"{key}.name={name!r} is not a registered model"
+        raise ConfigError(f"{name_key}={name!r} is not a registered model"
                           + (f"; did you mean {close[0]!r}?" if close else "; see `focalnet models`"))
     spec = _REGISTRY[name]
     params = inspect.signature(spec.builder).parameters
@@ -233,20 +247,20 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any], img_size: int | None =
         for k in kwargs:
             if k not in valid:
                 close = difflib.get_close_matches(k, valid, n=1)
-                raise ConfigError(f"{key}.kwargs.{k} is not an argument of {name}"
-                                  + (f"; did you mean {key}.kwargs.{close[0]}?" if close else ""))
+                raise ConfigError(f"{kwargs_key}.{k} is not an argument of {name}"
+                                  + (f"; did you mean {kwargs_key}.{close[0]}?" if close else ""))
     for k in _POSITIVE_INTS:
         if k in kwargs:
             v = kwargs[k]
             vals = v if isinstance(v, (list, tuple)) else [v]
             if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in vals):
-                raise ConfigError(f"{key}.kwargs.{k}={v!r}: every value must be an integer >= 1")
+                raise ConfigError(f"{kwargs_key}.{k}={v!r}: every value must be an integer >= 1")
     try:
         with torch.device("meta"):
             model = spec.builder(**spec.build_kwargs(**kwargs))
     except (TypeError, ValueError, RuntimeError, AssertionError, IndexError, ZeroDivisionError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"{key}.kwargs {kwargs} cannot build {name}: {msg}") from None
+        raise ConfigError(f"{kwargs_key} {kwargs} cannot build {name}: {msg}") from None
     stride = getattr(model, "stride", None)
     if img_size is not None and isinstance(stride, int) and img_size < stride:
         raise ConfigError(f"data.img_size={img_size} is smaller than the network's stride {stride} ({name} with "

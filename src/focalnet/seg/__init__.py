@@ -1,9 +1,11 @@
 """Semantic segmentation with FocalNet backbones: UPerNet + FCN auxiliary head, ADE20K-layout data,
-mIoU / pixel accuracy, whole / sliding-window / multi-scale+flip inference (``focalnet segment``)."""
+mIoU / pixel accuracy, whole / sliding-window / multi-scale+flip inference. Training, evaluation and prediction run
+through the engine as the ``segmentation`` task (:mod:`focalnet.tasks.segmentation`):
+``focalnet train|eval|predict``."""
 
 from .config import ConfigError, SegConfig, load_config
 from .data import SYNTHETIC_CLASSES, SegDataError, SegFolderDataset, find_pairs, write_synthetic_ade
-from .engine import evaluate, load_checkpoint, predict, save_checkpoint, train
+from .evaluation import evaluate, make_dataset, predict
 from .inference import inference, inference_aug, inference_slide, slide_grid
 from .metrics import ConfusionMatrix
 from .model import UperNetSegmentor, build_segmentor
@@ -22,11 +24,9 @@ __all__ = [
     "inference",
     "inference_aug",
     "inference_slide",
-    "load_checkpoint",
+    "make_dataset",
     "load_config",
     "predict",
-    "save_checkpoint",
     "slide_grid",
-    "train",
     "write_synthetic_ade",
 ]

@@ -1,7 +1,9 @@
 """Typed configuration of a segmentation run: dataclasses that reject unknown keys, loadable from YAML.
 
-A recipe is one YAML file with the sections ``model``, ``data``, ``train`` and ``test``; every key must be a field
-below (a typo is an error, never a silently ignored setting). Dotted overrides such as ``train.max_iters=100`` are
+A recipe is one YAML file (``task: segmentation``) with the engine's top-level keys
+(:class:`focalnet.engine.config.RunConfig`: seed, device, amp, ``eval_every_steps``, ``save_every_steps``,
+``log_every``, ``max_steps``, ...) and the sections ``model``, ``data``, ``optim`` and ``test``; every key must be a
+field below (a typo is an error, never a silently ignored setting). Dotted overrides such as ``optim.max_iters=100`` are
 applied on top, with the value parsed as YAML so numbers, lists and booleans keep their types. The resolved config
 is saved next to every checkpoint, so a checkpoint alone says how it was trained and how to evaluate it.
 """
@@ -12,13 +14,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from focalnet.engine.config import RunConfig, validate_run
 from focalnet.utils.config import ConfigError, from_dict, read_yaml, to_dict
 from focalnet.utils.config import apply_overrides as _apply
 
 __all__ = [
     "ModelConfig",
     "DataConfig",
-    "TrainConfig",
+    "OptimConfig",
     "TestConfig",
     "SegConfig",
     "ConfigError",
@@ -81,11 +84,12 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class OptimConfig:
     """AdamW + poly schedule with linear warm-up, iteration based (the original 160k recipe by default)."""
 
-    max_iters: int = 160_000
-    batch_size: int = 16  # total; the original runs 2 per GPU on 8 GPUs
+    max_iters: int = 160_000  # the schedule's length (optimizer steps)
+    batch_size: int = 16  # per process and micro-step; the original runs 2 per GPU on 8 GPUs
+    accum_steps: int = 1
     lr: float = 6e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.01
@@ -94,13 +98,7 @@ class TrainConfig:
     min_lr: float = 0.0
     warmup_iters: int = 1500
     warmup_ratio: float = 1e-6
-    eval_interval: int = 16_000
-    checkpoint_interval: int = 16_000
-    log_interval: int = 50
     grad_clip: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False  # the original trains in fp32
 
 
 @dataclass
@@ -112,13 +110,21 @@ class TestConfig:
     stride: list[int] = field(default_factory=lambda: [341, 341])  # slide stride (h, w)
     aug_ratios: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75])  # --aug-test
     flip: bool = True  # with --aug-test
+    aug: bool = False  # evaluate multi-scale + flip (what --aug-test sets)
 
 
 @dataclass
-class SegConfig:
+class SegConfig(RunConfig):
+    """A segmentation run: the engine's top-level keys plus ``model``, ``data``, ``optim`` and ``test``."""
+
+    task: str = "segmentation"
+    name: str = "segment"
+    eval_every_steps: int = 16_000  # iteration-based: evaluate (and checkpoint) every N steps and at the end
+    save_every_steps: int = 16_000
+    log_every: int = 50
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     test: TestConfig = field(default_factory=TestConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +135,8 @@ class SegConfig:
         return from_dict(cls, d or {}, unknown=_UNKNOWN)
 
     def validate(self) -> SegConfig:
-        m, d, t, s = self.model, self.data, self.train, self.test
+        validate_run(self)
+        m, d, t, s = self.model, self.data, self.optim, self.test
         if m.num_classes < 2:
             raise ConfigError(f"model.num_classes must be >= 2, got {m.num_classes}")
         if d.class_names is not None and len(d.class_names) != m.num_classes:
@@ -144,9 +151,19 @@ class SegConfig:
             if len(v) != 2 or min(v) <= 0:
                 raise ConfigError(f"{name} must be two positive numbers, got {v}")
         if t.batch_size < 2:
-            raise ConfigError("train.batch_size must be >= 2: the heads' BatchNorm needs more than one sample")
-        if t.max_iters < 1 or t.warmup_iters < 0:
-            raise ConfigError("train.max_iters must be >= 1 and train.warmup_iters >= 0")
+            raise ConfigError("optim.batch_size must be >= 2: the heads' BatchNorm needs more than one sample")
+        if t.max_iters < 1 or t.warmup_iters < 0 or t.accum_steps < 1:
+            raise ConfigError("optim.max_iters and optim.accum_steps must be >= 1 and optim.warmup_iters >= 0")
+        if not t.lr > 0 or t.min_lr < 0 or t.weight_decay < 0 or not 0 < t.warmup_ratio <= 1:
+            raise ConfigError(f"optim.lr must be > 0 (got {t.lr}), optim.min_lr and optim.weight_decay >= 0, "
+                              "optim.warmup_ratio in (0, 1]")
+        if any(v == 0 for v in d.std) or len(d.std) != 3 or len(d.mean) != 3:
+            raise ConfigError(f"data.std={d.std}: three non-zero values (R, G, B) are needed")
+        if d.workers < 0:
+            raise ConfigError("data.workers must be >= 0")
+        from focalnet.models.registry import check_model_kwargs
+
+        check_model_kwargs(m.backbone, dict(m.backbone_kwargs), None, "model.backbone", "model.backbone_kwargs")
         return self
 
 
@@ -158,4 +175,5 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> SegConfig:
     """Read a YAML recipe (or start from the defaults), apply dotted overrides, validate."""
     d = read_yaml(path) if path is not None else {}
+    d.setdefault("task", "segmentation")
     return SegConfig.from_dict(apply_overrides(d, overrides or [])).validate()

@@ -103,7 +103,11 @@ class UperNetSegmentor(nn.Module):
         s = self.backbone.strides[0]
         return feats[0].shape[-2] * s, feats[0].shape[-1] * s
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None):
+        """Logits at the input size; with ``target``, the loss dict of :meth:`losses` instead (so training goes
+        through ``forward`` and wrappers such as DDP see it)."""
+        if target is not None:
+            return self.losses(x, target)
         feats = self.backbone(x)
         return self._resize(self.decode_head(feats), x.shape[-2:], self._padded(x, feats))
 
@@ -165,6 +169,8 @@ def build_segmentor(cfg, load_pretrained: bool = True) -> UperNetSegmentor:
 
     body = create_model(cfg.backbone, num_classes=0, **dict(cfg.backbone_kwargs))
     backbone = FocalNetBackbone(body, out_indices=(0, 1, 2, 3), out_norm=True, frozen_stages=cfg.frozen_stages)
+    if isinstance(getattr(body, "norm", None), nn.Module):  # the classifier's final norm: unused by dense heads,
+        body.norm.requires_grad_(False)  # so no gradient (and DDP does not wait for one)
     if cfg.pretrained and load_pretrained:
         from focalnet.backbones import load_backbone_weights
 

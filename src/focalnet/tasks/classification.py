@@ -195,10 +195,19 @@ class ClassificationTask(Task):
         self.preprocess = dict(meta["preprocess"])
 
     def build_eval_dataset(self):
-        from focalnet.data import SeededTransformDataset, build_datasets, build_transform
+        from focalnet.data import SeededTransformDataset, build_eval_dataset, build_transform
 
-        _, val, classes = build_datasets(self.cfg.data, seed=self.cfg.seed)
         known = self._meta.get("class_names")
+        label_set = self._meta.get("label_set")
+        candidates = [known or []]
+        if label_set:
+            from focalnet.weights.label_sets import synsets
+
+            try:
+                candidates.append(list(synsets(label_set)))  # ImageNet val folders are named by synset
+            except (ImportError, KeyError, ValueError, RuntimeError):
+                pass
+        val, classes = build_eval_dataset(self.cfg.data, candidates)  # an image folder needs only val/
         if known and len(classes) > len(known):
             raise ValueError(f"the data has {len(classes)} classes but the model predicts {len(known)}")
         return SeededTransformDataset(val, build_transform(self.preprocess))

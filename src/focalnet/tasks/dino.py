@@ -259,7 +259,7 @@ class DinoTask(Task):
         from torch.utils.data import DataLoader, Subset
         from tqdm.auto import tqdm
 
-        from focalnet.det.engine import _cocoeval
+        from focalnet.det.evaluation import _cocoeval
 
         s = self.train_settings()
         loader = DataLoader(Subset(dataset, ctx.shard(len(dataset))), batch_size=s.eval_batch_size or s.batch_size,
@@ -316,7 +316,7 @@ class DinoTask(Task):
         from torchvision import tv_tensors
 
         from focalnet.data.images import load_rgb
-        from focalnet.det.engine import draw_predictions
+        from focalnet.det.evaluation import draw_predictions
 
         thr = float(options.get("score") if options.get("score") is not None else 0.3)
         names = {c["id"]: c["name"] for c in self.categories}

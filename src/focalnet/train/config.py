@@ -258,4 +258,4 @@ def _check_model(cfg: TrainConfig) -> None:
     """The model name, its constructor kwargs and the input size, checked against the registry (no weights built)."""
     from focalnet.models.registry import check_model_kwargs
 
-    check_model_kwargs(cfg.model.name, dict(cfg.model.kwargs), cfg.data.img_size, key="model")
+    check_model_kwargs(cfg.model.name, dict(cfg.model.kwargs), cfg.data.img_size)

@@ -5,18 +5,33 @@ Where the files are (checked against the spec, November 2026):
 * T/S/B srf/lrf (IN-1K, 224) and L/XL fl3/fl4 (IN-22K, 384, 21,842 classes): GitHub release ``v1.0.0`` of
   microsoft/FocalNet, original layout (``{'model': state_dict}``). The ``model_urls`` in the authors' code point at
   an Azure blob that no longer answers; those links are kept as ``dead_urls``.
-* Mirrors: Hugging Face ``microsoft/focalnet-*`` (transformers layout, ``pytorch_model.bin``) for T/S/B, and
-  timm's ``timm/focalnet_*.ms_in1k`` / ``.ms_in22k`` (timm layout, ``model.safetensors``) for all but the isotropic
-  models. Both are converted on load (:mod:`focalnet.weights.convert`).
+* Mirrors: Hugging Face ``microsoft/focalnet-*`` (transformers layout, ``pytorch_model.bin``) for T/S/B and the
+  first-party L mirrors ``microsoft/focalnet-large-lrf-fl3`` / ``-fl4`` (which also hold the original L-fl4 file),
+  and timm's ``timm/focalnet_*.ms_in1k`` / ``.ms_in22k`` (timm layout, ``model.safetensors``) for all but the
+  isotropic models. Both are converted on load (:mod:`focalnet.weights.convert`). Every mirror name here appears
+  in timm's ``default_cfgs`` or in transformers' FocalNet conversion script; no other name is listed.
+* **normalize_modulator (L/XL-fl4).** We build both with the modulator divided by ``focal_level + 1``, following
+  the authors' L-fl4 classification YAML and their FocalNet-DINO code (L and XL). timm and Hugging Face build them
+  *without* it, so the same file gives different outputs there (logits differ by ~1.5). Loading fl4 weights from a
+  timm/HF layout with no config stating the flag warns; a Hugging Face folder's ``config.json`` that states it is
+  followed; ``focalnet convert --to hf`` writes it. ``create_model(..., normalize_modulator=False)`` gives the
+  timm/HF reading.
+* **Preprocessing.** The authors evaluated T/S/B at 224 with bicubic resize to 256 and a 0.875 centre crop (our
+  records). The hub's own ``microsoft/focalnet-*`` preprocessors use *bilinear* 256 -> 224 (BitImageProcessor);
+  timm's configs use crop 0.9. H-fl3/fl4: crop 0.9 from timm's config, the only source for those files.
 * H fl3/fl4 (IN-22K, 224): the authors' links are dead; timm's re-uploads are the only first-party-derived copies
   (timm's config declares the H-fl4 file headless, ``num_classes=0``). A third-party upload of the original files
   exists on the Hugging Face hub (``xiuqhou/FocalNet``); we do not download it automatically (no pinned hash, no
   provenance) -- load it explicitly with ``load_weights(model, "hf://xiuqhou/FocalNet/<file>")`` if you trust it.
 * T/S/B isotropic (IN-1K, 224): only the dead blob links exist, so these records say ``available=False``.
 
-No SHA-256 is pinned: none is published and the files could not be fetched from this machine. The download code
-always checks that a file reads and loads strictly into the model; pass ``sha256=`` to :func:`focalnet.weights.hub.
-download` to pin one. Top-1 values are the README's (IN-1K val, 224, centre crop 0.875).
+SHA-256: the only hash found in a public source is the L-fl4 original file's (the Hugging Face LFS pointer of
+``microsoft/focalnet-large-lrf-fl4``, quoted in the FocalNet-DINO spec); it pins both copies of that file. For
+every other file and mirror no published hash could be found (the hub is unreachable from here and no public page
+we could search quotes its LFS pointers), so none is invented: ``sha256``/``mirror_sha256`` stay empty and the
+record's notes say so. The download code always checks that a file reads and loads strictly into the model, and a
+``mirror_sha256`` entry is verified on every use once one is known. Top-1 values are the README's (IN-1K val, 224,
+centre crop 0.875).
 """
 
 from __future__ import annotations
@@ -50,6 +65,14 @@ _IN22K_224 = {
     "focalnet_huge_fl3": "focalnet_huge_lrf_224.pth",
     "focalnet_huge_fl4": "focalnet_huge_lrf_224_fl4.pth",
 }
+_NO_SHA = "SHA-256: no published hash found for these files; verified by a strict load instead."
+_FL4_NOTE = (
+    " normalize_modulator: built WITH it (authors' YAML / FocalNet-DINO); timm and Hugging Face build this file "
+    "without it, so outputs differ there (logits by ~1.5). normalize_modulator=False gives their reading."
+)
+# first-party Hugging Face mirrors of the L models (transformers layout), from transformers' conversion script
+_HF_L = {"focalnet_large_fl3": "microsoft/focalnet-large-lrf-fl3",
+         "focalnet_large_fl4": "microsoft/focalnet-large-lrf-fl4"}
 _22K_NOTE = (
     "IN-22K pretrained, 21,842 logits; logits[:1000] are the IN-1K classes in standard order (index 850 never "
     "trained), so create_model(..., num_classes=1000, pretrained=True) keeps those rows. No 22K->1K fine-tuned "
@@ -76,7 +99,8 @@ for _v, (_file, _hf, _top1) in _IN1K.items():
             layout="original",
             mirrors=((f"hf://{_hf}/pytorch_model.bin", "hf"), _timm(_v, "ms_in1k")),
             dead_urls=(_BLOB + _file,),
-            notes="IN-1K, 300 epochs at 224 (authors' recipe); timm's card uses crop_pct 0.9, the authors' eval 0.875",
+            notes="IN-1K, 300 epochs at 224 (authors' recipe, evaluated bicubic, crop 0.875); timm's card uses crop "
+            "0.9 and the hub's microsoft/focalnet-* preprocessor bilinear 256->224. " + _NO_SHA,
         )
     )
 
@@ -117,9 +141,13 @@ for _v, _file in _IN22K_384.items():
             input_size=384,
             crop_pct=1.0,
             layout="original",
-            mirrors=(_timm(_v, "ms_in22k"),),
+            mirrors=((((f"hf://{_HF_L[_v]}/pytorch_model.bin", "hf"),) if _v in _HF_L else ())
+                     + (_timm(_v, "ms_in22k"),)),
             dead_urls=(_BLOB + _file,),
-            notes=_22K_NOTE + " Resolution 384 per the file name and timm's config.",
+            notes=_22K_NOTE + " Resolution 384 per the file name and timm's config."
+            + (_FL4_NOTE if _v.endswith("fl4") else "")
+            + (" SHA-256 from the hub's LFS pointer (both copies of the original file); mirrors in other layouts: "
+               "no published hash found." if _v in _SHA256 else " " + _NO_SHA),
         )
     )
 
@@ -141,7 +169,8 @@ for _v, _file in _IN22K_224.items():
             notes=_22K_NOTE
             + " The authors' link is dead; served from timm's re-upload"
             + (" (declared headless by timm: the classifier stays randomly initialised)" if headless else "")
-            + ". A third-party copy of the original file (xiuqhou/FocalNet) is not fetched automatically.",
+            + ". A third-party copy of the original file (xiuqhou/FocalNet) is not fetched automatically. Crop 0.9 "
+            "from timm's config (the only source). " + _NO_SHA,
         )
     )
 
