@@ -281,3 +281,13 @@ def test_recipes_load_and_follow_the_authors_configs(path):
         assert (cfg.optim.lr, cfg.optim.weight_decay) == (1e-4, 0.05)
     images = {"cascade_mask_rcnn": 8, "atss": 16, "sparse_rcnn": 16}[cfg.model.arch]
     assert cfg.optim.batch_size * cfg.optim.accumulate == images
+
+
+@pytest.mark.parametrize("arch", sorted(README_PARAMS))
+def test_focal_transformer_backbone(arch):
+    """Any registered backbone goes through the same adapter: here Focal Transformer-T (built on meta)."""
+    from focalnet.backbones import FocalTransformerBackbone
+
+    with torch.device("meta"):
+        model = build_detector(arch, "focal_transformer_tiny", 80, focal_windows=None)
+    assert isinstance(model.backbone.body, FocalTransformerBackbone)

@@ -272,3 +272,19 @@ def test_focal_transformer_backbone_through_the_same_adapter():
     x = [torch.randn(3, 64, 64)]
     with torch.no_grad():
         torch.testing.assert_close(back(x)["pred_boxes"], model(x)["pred_boxes"])
+
+
+def test_backbone_out_indices_follow_return_interm_indices_like_the_original(caplog):
+    """The original build_backbone passes out_indices=return_interm_indices to FocalNet whatever else is given."""
+    files = require_golden("focalnet_dino")
+    g = load_golden(next(p for p in files if p.name == "dino_4scale_fl3.pt"))
+    kw = dict(g["focalnet_backbone"], out_indices=(0, 1, 2, 3))  # disagrees with return_interm_indices [1, 2, 3]
+    with caplog.at_level("WARNING"):
+        model = from_original(g["dino_args"], g["state_dict"], kw)
+    assert "return_interm_indices" in caplog.text
+    no_idx = {k: v for k, v in g["focalnet_backbone"].items() if k != "out_indices"}
+    ref = from_original(g["dino_args"], g["state_dict"], no_idx)
+    with torch.no_grad():
+        a, b = model(g["images"]), ref(g["images"])
+    torch.testing.assert_close(a["pred_logits"], g["pred_logits"], **TOL)
+    torch.testing.assert_close(b["pred_logits"], g["pred_logits"], **TOL)

@@ -94,6 +94,12 @@ def test_metrics_are_cut_back_to_the_checkpoint_on_resume(tmp_path):
     csv_rows = (c.run_dir / "metrics.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(steps(full.run_dir))
     assert (c.run_dir / "checkpoints" / "best.pt").is_file() and (c.run_dir / "curves.png").is_file()
+    from focalnet.engine.checkpoint import list_checkpoints, load_checkpoint
+
+    best = load_checkpoint(c.run_dir / "checkpoints" / "best.pt")  # still readable after older files were pruned
+    assert best["best_value"] == max(r["top1"] for r in map(json.loads, (c.run_dir / "metrics.jsonl").read_text()
+                                                             .splitlines()) if r["split"] == "val")
+    assert len(list_checkpoints(c.run_dir / "checkpoints")) == 2  # keep_checkpoints
 
 
 def test_resume_refuses_a_structural_change_and_names_the_keys(tmp_path, capsys):

@@ -529,10 +529,13 @@ def test_backbone_inside_a_detector_checkpoint_gives_the_same_maps(tmp_path):
 
     det = _tiny_detector()
     path = tmp_path / "last.pt"
-    torch.save({"format": "focalnet.detect/1", "model": det.state_dict(), "config": {"model": {"arch": "mask_rcnn"}}},
-               path)
+    # the engine's checkpoint layout: model + optimizer + EMA state dicts, task name, config
+    torch.save({"format_version": 1, "task": "detection", "model": det.state_dict(), "ema": det.state_dict(),
+                "optimizer": torch.optim.SGD(det.parameters(), lr=0.1).state_dict(),
+                "config": {"model": {"arch": "mask_rcnn"}}}, path)
     dense = backbone_from_checkpoint(path)
-    assert dense.prefix == "backbone.body.body." and dense.variant is None and "last.pt" in dense.description
+    assert dense.prefix == "backbone.body.body." and dense.variant is None
+    assert dense.description == "FocalNet backbone (custom) of last.pt [detection]"
     x = torch.randn(1, 3, 64, 96)
     body = det.backbone.body.body  # FocalNetFPN -> FocalNetBackbone -> FocalNet
     _, ref = modulation_maps(body, x, which=[(0, 0), (3, 0)])

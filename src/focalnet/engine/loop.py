@@ -186,7 +186,7 @@ class _Checkpointer:
             path = save_checkpoint(state, checkpoint_path(self.dir, step))
             save_config(self.cfg, self.dir / "config.yaml")
             if best:
-                save_checkpoint(state, best_path(self.dir))
+                _link_or_save(path, state, best_path(self.dir))
             prune_checkpoints(self.dir, self.cfg.keep_checkpoints)
             _logger.debug("saved %s%s", path, " (best)" if best else "")
         barrier()
@@ -203,6 +203,19 @@ class _Checkpointer:
             self.best_value = float(v)
             return True
         return False
+
+
+def _link_or_save(src: Path, state: dict[str, Any], dst: Path) -> None:
+    """``dst`` becomes the same file as the checkpoint just written (a hard link, swapped in atomically), so the
+    best checkpoint costs no second write; where links are not possible it is written again."""
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_checkpoint(state, dst)
 
 
 def _wrap(model: nn.Module, cfg: RunConfig, dist_info: DistInfo, device: torch.device) -> nn.Module:

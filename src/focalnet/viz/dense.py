@@ -125,6 +125,8 @@ def backbone_from_checkpoint(path: str | Path, device: str | torch.device = "cpu
         raise ValueError(f"{path}: the backbone under {prefix!r} does not load into the FocalNet its tensors imply "
                          f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected keys)")
     model.eval()
-    kind = blob.get("format") if isinstance(blob, Mapping) and isinstance(blob.get("format"), str) else None
+    kind = None
+    if isinstance(blob, Mapping):  # the old per-task format tag, or the engine's task name
+        kind = next((blob[k] for k in ("format", "task") if isinstance(blob.get(k), str)), None)
     desc = f"FocalNet backbone ({variant or 'custom'}) of {path.name}" + (f" [{kind}]" if kind else "")
     return DenseBackbone(model=model, variant=variant, prefix=prefix, description=desc)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from focalnet.weights.loading import CheckpointError
 
 from .config import DinoConfig
 from .model import DINO
+
+_logger = logging.getLogger(__name__)
 
 __all__ = [
     "ORIGINAL_BACKBONES",
@@ -311,8 +314,15 @@ def from_original(args, state_dict: Mapping[str, Any], backbone: dict | nn.Modul
     cfg = DinoConfig.from_args(_as_dict(args))
     if backbone is None:
         backbone = backbone_kwargs_from_args(args)
-    elif isinstance(backbone, Mapping) and "name" not in backbone and "out_indices" not in backbone:
-        backbone = {**backbone, "out_indices": tuple(cfg.return_interm_indices)}
+    elif isinstance(backbone, Mapping) and "name" not in backbone:
+        # The original build_backbone always builds FocalNet with out_indices=return_interm_indices, whatever the
+        # kwargs say; follow it (a differing value is reported, not trusted).
+        wanted = tuple(cfg.return_interm_indices)
+        given = backbone.get("out_indices")
+        if given is not None and tuple(given) != wanted:
+            _logger.warning("backbone out_indices %s differ from return_interm_indices %s; using the latter, as the "
+                            "original build_backbone does", tuple(given), wanted)
+        backbone = {**backbone, "out_indices": wanted}
     bb = build_backbone(backbone, out_indices=cfg.return_interm_indices)
     model = DINO(bb, cfg)
     load_original_state_dict(model, state_dict)
