@@ -586,7 +586,10 @@ case("export", "weights", "weights-garbage", "export --out {T}/m.onnx --model fo
 # ---- data
 for name, args in [("unknown-kind", "data synth imagenet --out {T}/d"), ("no-kind", "data synth"),
                    ("out-is-a-file", "data synth coco --out {F}/good.png"),
-                   ("ade-out-is-a-file", "data synth ade --out {F}/good.png")]:
+                   ("ade-out-is-a-file", "data synth ade --out {F}/good.png"),
+                   ("panoptic-out-is-a-file", "data synth panoptic --out {F}/good.png"),
+                   ("panoptic-no-train", "data synth panoptic --out {T}/p --train 0 --val 2"),
+                   ("panoptic-too-small", "data synth panoptic --out {T}/p --size 16 16")]:
     case("data", "arguments", name, args, FAIL)
 
 # ---- segment

@@ -83,14 +83,9 @@ def make_synthetic_coco(root: str | os.PathLike, n_train: int = 200, n_val: int 
     Returns ``{"train_images", "train_ann", "val_images", "val_ann"}``. Existing splits with a matching
     ``meta.json`` are reused rather than regenerated.
     """
-    from focalnet.errors import UsageError
+    from focalnet.data.synthetic import check_writer_args
 
-    if n_train < 1 or n_val < 1:
-        raise UsageError(f"the synthetic set needs at least 1 training and 1 validation image, got {n_train}/{n_val}")
-    if min(size if isinstance(size, (tuple, list)) else (size,)) < 32:
-        raise UsageError(f"synthetic images must be at least 32 pixels a side, got {size}")
-    if Path(root).exists() and not Path(root).is_dir():
-        raise UsageError(f"{root} is a file; give a folder for the synthetic set")
+    check_writer_args(root, n_train, n_val, size)
     root = Path(root)
     meta = {"n_train": n_train, "n_val": n_val, "size": size, "seed": seed}
     paths = {

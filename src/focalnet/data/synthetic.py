@@ -150,6 +150,20 @@ def _paste_objects(
     return masks, labels, boxes
 
 
+def check_writer_args(root, n_train: int, n_val: int, size) -> None:
+    """The checks every synthetic-set writer makes before it writes anything (one-line usage errors)."""
+    from pathlib import Path
+
+    from focalnet.errors import UsageError
+
+    if n_train < 1 or n_val < 1:
+        raise UsageError(f"the synthetic set needs at least 1 training and 1 validation image, got {n_train}/{n_val}")
+    if min(size if isinstance(size, (tuple, list)) else (size,)) < 32:
+        raise UsageError(f"synthetic images must be at least 32 pixels a side, got {size}")
+    if Path(root).exists() and not Path(root).is_dir():
+        raise UsageError(f"{root} is a file; give a folder for the synthetic set")
+
+
 def make_scene(
     rng: np.random.Generator,
     size: tuple[int, int] = (128, 128),

@@ -207,14 +207,9 @@ def write_synthetic_ade(root: str | Path, n_train: int = 200, n_val: int = 50, s
     indices of :data:`SYNTHETIC_CLASSES` (0 = background, a real class: use ``reduce_zero_label: false``).
     Training and validation scenes come from different seeds, so validation images are held out.
     """
-    from focalnet.errors import UsageError
+    from focalnet.data.synthetic import check_writer_args
 
-    if n_train < 1 or n_val < 1:
-        raise UsageError(f"the synthetic set needs at least 1 training and 1 validation image, got {n_train}/{n_val}")
-    if min(size if isinstance(size, (tuple, list)) else (size,)) < 32:
-        raise UsageError(f"synthetic images must be at least 32 pixels a side, got {size}")
-    if Path(root).exists() and not Path(root).is_dir():
-        raise UsageError(f"{root} is a file; give a folder for the synthetic set")
+    check_writer_args(root, n_train, n_val, size)
     from PIL import Image
 
     from focalnet.data.synthetic import CATEGORIES, make_scenes

@@ -409,8 +409,9 @@ def write_synthetic_panoptic(root: str | Path, n_train: int = 12, n_val: int = 6
     from PIL import Image
     from pycocotools import mask as mask_util
 
-    from focalnet.data.synthetic import CATEGORIES, STUFF_CATEGORIES, make_panoptic_scenes
+    from focalnet.data.synthetic import CATEGORIES, STUFF_CATEGORIES, check_writer_args, make_panoptic_scenes
 
+    check_writer_args(root, n_train, n_val, size)
     root = Path(root)
     cats = ([{**c, "isthing": 1, "supercategory": "object"} for c in CATEGORIES]
             + [{**c, "isthing": 0, "supercategory": "texture"} for c in STUFF_CATEGORIES])
