@@ -186,8 +186,9 @@ def test_segmentation_two_process_ddp_matches_one_process_with_accumulation(ade,
 @pytest.mark.slow
 def test_fsdp2_two_processes_match_one_and_the_checkpoint_loads_single_process(tmp_path):
     """distributed=fsdp (FSDP2 fully_shard, Gloo on CPU): the same weights as one process with the same global
-    batch; its checkpoint (full state gathered to rank 0) loads into a plain single-process model, and the sharded
-    run resumes from it."""
+    batch; its checkpoint is sharded (torch.distributed.checkpoint: every rank wrote its own shard file), loads into
+    a plain single-process model, and resumes both the sharded run and, resharded, a single-process one."""
+    from focalnet.engine.checkpoint import is_sharded
     from focalnet.engine.run import load_run
 
     recipe = {"task": "classification", "device": "cpu", "progress": False, "tensorboard": False,
@@ -198,11 +199,31 @@ def test_fsdp2_two_processes_match_one_and_the_checkpoint_loads_single_process(t
     single = fit(load_run_config(_write(recipe, tmp_path / "s.yaml", name="single")))
     recipe["data"]["batch_size"] = 4
     _torchrun(_write(recipe, tmp_path / "f.yaml", name="fsdp", distributed="fsdp"))
-    a, b = _weights(single.run_dir), _weights(tmp_path / "fsdp")
-    assert load_checkpoint(find_latest(tmp_path / "fsdp" / "checkpoints"))["step"] == 3
+    ckpts = tmp_path / "fsdp" / "checkpoints"
+    latest = find_latest(ckpts)
+    assert latest.name == "checkpoint-00000003.dcp" and is_sharded(latest)
+    files = sorted(p.name for p in latest.iterdir())
+    assert files == [".metadata", "__0_0.distcp", "__1_0.distcp", "engine.pt"], files  # one shard file per rank
+    assert not [p for p in ckpts.iterdir() if ".tmp-" in p.name]  # the temp folder was renamed into place
+    a, b = _weights(single.run_dir), _weights(tmp_path / "fsdp")  # b: assembled from both shards, one process
+    assert load_checkpoint(latest)["step"] == 3 and set(b) == set(a)
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
     run = load_run(tmp_path / "fsdp", device="cpu")  # a plain model, one process
     assert all(type(p) is torch.nn.Parameter for p in run.model.parameters())
+    torch.testing.assert_close(run.model.state_dict()["head.weight"], a["head.weight"], rtol=1e-4, atol=1e-5)
     _torchrun(_write(recipe, tmp_path / "f2.yaml", name="fsdp", distributed="fsdp", max_steps=5, resume="auto"))
-    assert load_checkpoint(find_latest(tmp_path / "fsdp" / "checkpoints"))["step"] == 5
+    assert load_checkpoint(find_latest(ckpts))["step"] == 5
+    assert [p.name for p in sorted(ckpts.glob("checkpoint-*"))] == ["checkpoint-00000003.dcp",
+                                                                     "checkpoint-00000005.dcp"]  # keep-last-2
+    _torchrun(_write(recipe, tmp_path / "g.yaml", name="gathered", distributed="fsdp", fsdp_checkpoint="full"))
+    assert find_latest(tmp_path / "gathered" / "checkpoints").name == "checkpoint-00000003.pt"  # one gathered file
+    torch.testing.assert_close(_weights(tmp_path / "gathered"), b)
+    # resharded: the 2-process checkpoint of step 3 continued by one process reaches the same weights at step 5
+    recipe["data"]["batch_size"] = 8
+    one = fit(load_run_config(_write(recipe, tmp_path / "o.yaml", name="one", max_steps=5, resume=str(latest))))
+    assert one.steps == 5
+    c, d = _weights(one.run_dir), _weights(tmp_path / "fsdp")
+    for k in c:
+        torch.testing.assert_close(d[k], c[k], rtol=1e-4, atol=1e-5, msg=k)
+

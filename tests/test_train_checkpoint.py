@@ -145,6 +145,57 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     assert ck.clean_stale_temp_files(tmp_path / "missing") == []
 
 
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+def test_sharded_checkpoint_folders_are_atomic_pruned_cleaned_and_read_without_unpickling(tmp_path):
+    """A torch.distributed.checkpoint folder (here written by one process): found, pruned and cleaned like the
+    files; read back in one process; a .metadata that would unpickle arbitrary objects is refused."""
+    import pickle
+
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    from focalnet.weights.loading import CheckpointError
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    for step in (1, 2, 3):
+        ck.save_sharded_checkpoint({"model": get_model_state_dict(model),
+                                    "optimizer": get_optimizer_state_dict(model, opt)},
+                                   {"step": step, "config": {"a": 1}}, ck.checkpoint_path(tmp_path, step, True), True)
+    ck.save_checkpoint(_state(4.0), ck.checkpoint_path(tmp_path, 4))
+    assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["checkpoint-00000001.dcp", "checkpoint-00000002.dcp",
+                                                              "checkpoint-00000003.dcp", "checkpoint-00000004.pt"]
+    ck.prune_checkpoints(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-00000003.dcp", "checkpoint-00000004.pt"]
+    latest = tmp_path / "checkpoint-00000003.dcp"
+    back = ck.load_checkpoint(latest)
+    assert back["step"] == 3 and back["sharded"] and back["config"] == {"a": 1}
+    assert torch.equal(back["model"]["weight"], model.weight.detach())
+    assert "model" not in ck.load_checkpoint(latest, tensors=False)
+    fresh = torch.nn.Linear(3, 2)  # model and optimizer (moments included) into a new plain model
+    fresh_opt = torch.optim.AdamW(fresh.parameters())
+    ck.load_sharded_into(latest, fresh, fresh_opt)
+    assert torch.equal(fresh.bias, model.bias)
+    assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+    dead = tmp_path / f".checkpoint-00000005.dcp.tmp-{_dead_pid()}"  # a writer killed mid-save
+    dead.mkdir()
+    (dead / "__0_0.distcp").write_bytes(b"partial")
+    assert ck.clean_stale_temp_files(tmp_path) == [dead] and not dead.exists()
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    (latest / ".metadata").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError, match="posix.system is not allowed|could not read"):
+        ck.load_checkpoint(latest)
+    (latest / "engine.pt").unlink()
+    with pytest.raises(CheckpointError, match="no engine.pt"):
+        ck.load_checkpoint(latest)
+
+
 def test_newest_by_step_and_pruning(tmp_path):
     for s in (2, 10, 9):
         ck.save_checkpoint(_state(float(s)), ck.checkpoint_path(tmp_path, s))

@@ -39,6 +39,9 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the training model
     distributed: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard, sharded checkpoints) -- used under torchrun only
+    # distributed=fsdp checkpoints: sharded (a torch.distributed.checkpoint folder, every rank writes its shards)
+    # | full (the full state gathered to rank 0, one .pt file)
+    fsdp_checkpoint: str = "sharded"
     ema: bool = False
     ema_decay: float = 0.9998
     eval_every: int = 1  # epochs
@@ -63,7 +66,8 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 # Settings that may change on resume without changing what is being trained.
 _RUN_ONLY = {"resume", "max_steps", "progress", "tensorboard", "log_every", "save_every_steps", "keep_checkpoints",
-             "device", "threads", "output_dir", "name", "eval_every", "eval_every_steps", "compile"}
+             "device", "threads", "output_dir", "name", "eval_every", "eval_every_steps", "compile",
+             "fsdp_checkpoint"}
 
 
 def run_only_keys() -> set[str]:
@@ -79,6 +83,8 @@ def validate_run(cfg: RunConfig) -> None:
         raise ConfigError(f"amp={cfg.amp!r} is not one of {', '.join(_AMP)}")
     if cfg.distributed not in _DIST:
         raise ConfigError(f"distributed={cfg.distributed!r} is not one of {', '.join(_DIST)}")
+    if cfg.fsdp_checkpoint not in ("sharded", "full"):
+        raise ConfigError(f"fsdp_checkpoint={cfg.fsdp_checkpoint!r} is not one of sharded, full")
     if not _DEVICE.match(cfg.device):
         raise ConfigError(f"device={cfg.device!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
     for key in ("eval_every", "log_every"):

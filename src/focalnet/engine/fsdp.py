@@ -2,11 +2,10 @@
 ``torchrun``).
 
 Every repeated unit (FocalNet's stages and their blocks, encoder / decoder layers; see :func:`shard_model`) becomes
-its own shard group, then the root; parameters are sharded across the processes. Checkpoints stay
-ordinary single files: the full state dicts of model and optimizer are gathered to rank 0
-(``torch.distributed.checkpoint.state_dict`` with ``full_state_dict=True``) and written atomically, so a checkpoint of
-a sharded run loads into a single-process model like any other (``focalnet eval``, ``predict``, fine-tuning), and a
-sharded run resumes from it on any number of processes.
+its own shard group, then the root; parameters are sharded across the processes. Checkpoints are sharded
+``torch.distributed.checkpoint`` folders by default (see :mod:`focalnet.engine.checkpoint`); with
+``fsdp_checkpoint=full`` the full state dicts of model and optimizer are gathered to rank 0 instead
+(:func:`full_state`, ``full_state_dict=True``) and written as one ordinary file.
 """
 
 from __future__ import annotations

@@ -40,10 +40,14 @@ from .checkpoint import (
     checkpoint_path,
     clean_stale_temp_files,
     find_latest,
+    is_sharded,
+    link_sharded,
     load_checkpoint,
+    load_sharded_into,
     prune_checkpoints,
     restore_rng,
     save_checkpoint,
+    save_sharded_checkpoint,
 )
 from .config import RunConfig, save_config, structural_changes
 from .data import GlobalBatchSampler, SeededDataset
@@ -107,6 +111,8 @@ def resolve_resume(cfg: RunConfig) -> Path | None:
     if cfg.resume == "auto":
         return find_latest(cfg.run_dir / "checkpoints")
     p = Path(cfg.resume)
+    if is_sharded(p):
+        return p
     if p.is_dir():
         found = find_latest(p / "checkpoints") or find_latest(p)
         if found is None:
@@ -146,6 +152,7 @@ class _Checkpointer:
         self.scheduler, self.scaler, self.ema, self.dist = scheduler, scaler, ema, dist_info
         self.dir = cfg.run_dir / "checkpoints"
         self.best_value: float | None = None
+        self.dcp = sharded and cfg.fsdp_checkpoint == "sharded"
 
     def state(self, step: int, next_epoch: int, next_micro: int, metrics: dict | None) -> dict[str, Any]:
         rng = capture_rng()
@@ -153,7 +160,12 @@ class _Checkpointer:
             gathered: list[Any] = [None] * self.dist.world_size
             torch.distributed.all_gather_object(gathered, rng)
             rng = gathered
-        if self.sharded:  # FSDP2: gather the full state dicts to rank 0 (a plain, single-process checkpoint)
+        if self.dcp:  # FSDP2, sharded checkpoint: each rank keeps its own shards (written by every rank)
+            from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+            model_sd = get_model_state_dict(self.model)
+            optim_sd = get_optimizer_state_dict(self.model, self.optimizer)
+        elif self.sharded:  # FSDP2, fsdp_checkpoint=full: gather the full state dicts to rank 0 (one plain file)
             from .fsdp import full_state
 
             model_sd, optim_sd = full_state(self.model, self.optimizer)
@@ -182,6 +194,17 @@ class _Checkpointer:
         best = self._is_best(metrics)
         state = self.state(step, next_epoch, next_micro, metrics)  # collective under DDP: all ranks build it
         path = None
+        if self.dcp:  # every rank writes its shards; rank 0 the rest (engine.pt) and the rename
+            tensors = {"model": state.pop("model"), "optimizer": state.pop("optimizer")}
+            path = save_sharded_checkpoint(tensors, state, checkpoint_path(self.dir, step, sharded=True),
+                                           self.dist.is_main)
+            if self.dist.is_main:
+                save_config(self.cfg, self.dir / "config.yaml")
+                if best:
+                    link_sharded(path, best_path(self.dir, sharded=True))
+                prune_checkpoints(self.dir, self.cfg.keep_checkpoints)
+            barrier()
+            return path if self.dist.is_main else None
         if self.dist.is_main:
             path = save_checkpoint(state, checkpoint_path(self.dir, step))
             save_config(self.cfg, self.dir / "config.yaml")
@@ -264,7 +287,8 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     resume_path = resolve_resume(cfg)
     if cfg.resume == "auto" and resume_path is None:
         _logger.info("resume=auto: no checkpoint in %s yet, starting from scratch", ckpt_dir)
-    ck = load_checkpoint(resume_path, map_location="cpu") if resume_path is not None else None
+    # (a sharded checkpoint: its engine state now, model and optimizer once the model is built and sharded)
+    ck = load_checkpoint(resume_path, map_location="cpu", tensors=False) if resume_path is not None else None
     if ck is not None:
         if ck.get("task", "classification") != cfg.task:
             raise ConfigError(f"cannot resume {resume_path}: it is a {ck.get('task', 'classification')} run, "
@@ -312,7 +336,9 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
     epoch0, micro0, step = 0, 0, 0
     rng_to_restore = None
     if ck is not None:
-        if sharded:
+        if ck.get("sharded"):  # DCP reshards: saved by any number of processes, loaded by this many
+            load_sharded_into(resume_path, model, optimizer)
+        elif sharded:
             from .fsdp import load_full_state
 
             load_full_state(model, optimizer, ck["model"], ck["optimizer"])
@@ -511,7 +537,8 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         eval_json=eval_json,
         task=cfg.task,
         metrics=last_metrics,
-        best_checkpoint=best if best.is_file() else None,
+        best_checkpoint=best if best.is_file() else (best_dcp if is_sharded(best_dcp := best_path(ckpt_dir, True))
+                                                     else None),
         epochs=epoch + 1,
         steps=step,
         elapsed_s=time.perf_counter() - t_start,

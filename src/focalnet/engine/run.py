@@ -19,7 +19,7 @@ from torch import nn
 from focalnet.errors import one_line
 from focalnet.utils.config import ConfigError, apply_overrides, from_dict
 
-from .checkpoint import find_latest, load_checkpoint
+from .checkpoint import find_latest, is_sharded, load_checkpoint
 from .distributed import resolve_device
 from .registry import get_task
 from .task import Context, Task
@@ -40,12 +40,17 @@ class LoadedRun:
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the newest ``checkpoint-*.pt`` of a run folder (or its ``checkpoints/``)."""
+    """A checkpoint file or sharded folder, or the newest ``checkpoint-*.pt|.dcp`` of a run folder (or its
+    ``checkpoints/``)."""
     p = Path(path)
+    if is_sharded(p):  # a sharded (torch.distributed.checkpoint) checkpoint folder
+        return p
     if p.is_dir():
         found = find_latest(p / "checkpoints") or find_latest(p)
         if found is None and (p / "checkpoints" / "best.pt").is_file():
             found = p / "checkpoints" / "best.pt"
+        if found is None and is_sharded(p / "checkpoints" / "best.dcp"):
+            found = p / "checkpoints" / "best.dcp"
         if found is None:
             raise FileNotFoundError(f"no checkpoint in {p} (train first: focalnet train --out {p})")
         return found
