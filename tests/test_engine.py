@@ -133,3 +133,18 @@ def test_help_does_not_import_torch_and_python_m_works():
     r = subprocess.run([sys.executable, "-m", "focalnet", "train", "--help"], capture_output=True, text=True,
                        env={"PYTHONPATH": env_path}, timeout=120)
     assert r.returncode == 0 and "(default: None)" in r.stdout and "--resume" in r.stdout
+
+
+def test_metric_json_is_strict_json_with_nan_as_null(tmp_path, capsys):
+    """COCO reports AP of an empty size range as NaN; eval.json / --json must stay readable by strict parsers."""
+    from focalnet.engine.logger import write_json
+
+    out = write_json({"bbox": {"mAP": 0.5, "mAP_large": float("nan"), "per": [float("inf"), 1.0]}}, tmp_path / "m.json")
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert data == {"bbox": {"mAP": 0.5, "mAP_large": None, "per": [None, 1.0]}}
+    write_json({"x": float("nan")}, "-")
+    assert json.loads(capsys.readouterr().out) == {"x": None}
+    with pytest.raises(IsADirectoryError):
+        write_json({}, tmp_path)

@@ -18,10 +18,37 @@ from typing import Any
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ["MetricLogger", "plot_curves", "flatten_metrics"]
+__all__ = ["MetricLogger", "plot_curves", "flatten_metrics", "write_json"]
 
 BASE_FIELDS = ["split", "epoch", "step", "loss"]
 TAIL_FIELDS = ["lr", "images_per_s", "time_s"]
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf (e.g. COCO's AP of an empty size range) become ``null``: strict JSON readers refuse ``NaN``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Atomically write ``obj`` as strict JSON (refusing a folder as the target); ``-`` prints it to stdout."""
+    text = json.dumps(_json_safe(obj), indent=2, default=str, allow_nan=False)
+    if str(path) == "-":
+        print(text)
+        return Path("-")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name for the JSON output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def flatten_metrics(d: dict[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:

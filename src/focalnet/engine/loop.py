@@ -17,7 +17,6 @@ What it guarantees, and how:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -52,7 +51,7 @@ from .checkpoint import (
 from .config import RunConfig, save_config, structural_changes
 from .data import GlobalBatchSampler, SeededDataset
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup_distributed, init_distributed, resolve_device
-from .logger import MetricLogger, flatten_metrics, plot_curves
+from .logger import MetricLogger, flatten_metrics, plot_curves, write_json
 from .registry import get_task
 from .task import Context, Task
 
@@ -520,11 +519,8 @@ def fit(cfg: RunConfig, callbacks: Iterable[Callback] = ()) -> TrainResult:
         curve = plot_curves(mlog.read(), run_dir / "curves.png", metric=task.best_metric,
                             title=f"{cfg.name} ({cfg.task})")
         if last_metrics:
-            eval_json = run_dir / "eval.json"
-            tmp = run_dir / f".eval.json.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps({"task": cfg.task, "checkpoint": str(last_ckpt), "epoch": epoch + 1,
-                                       "step": step, **last_metrics}, indent=2, default=str))
-            os.replace(tmp, eval_json)
+            eval_json = write_json({"task": cfg.task, "checkpoint": str(last_ckpt), "epoch": epoch + 1, "step": step,
+                                    **last_metrics}, run_dir / "eval.json")
     cleanup_distributed()
     best = best_path(ckpt_dir)
     return TrainResult(

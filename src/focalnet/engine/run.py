@@ -21,6 +21,7 @@ from focalnet.utils.config import ConfigError, apply_overrides, from_dict
 
 from .checkpoint import find_latest, is_sharded, load_checkpoint
 from .distributed import resolve_device
+from .logger import write_json
 from .registry import get_task
 from .task import Context, Task
 
@@ -120,19 +121,6 @@ def load_run(path: str | os.PathLike, overrides: list[str] | None = None, device
     return LoadedRun(task, model, cfg, ckpt_path, int(ck.get("step", 0)), ctx)
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Atomically write ``obj`` as JSON (refusing a folder as the target); ``-`` prints it to stdout."""
-    if str(path) == "-":
-        print(json.dumps(obj, indent=2, default=str))
-        return Path("-")
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file name for the JSON output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 def _run_dir_of(ckpt: Path) -> Path:
