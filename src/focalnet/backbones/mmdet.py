@@ -39,18 +39,11 @@ def mmdet_backbone_state_dict(sd: Mapping[str, torch.Tensor], prefix: str = "bac
 def load_mmdet_backbone(backbone: nn.Module, source, map_location: str = "cpu") -> None:
     """Load ``source`` (path, URL or state dict of a detector) into a ``FocalNetBackbone``; strict on keys and
     shapes, with one message listing what is missing, unexpected or of the wrong shape."""
-    from focalnet.weights.loading import _read_source, unwrap_state_dict
+    from focalnet.weights.loading import _read_source, state_dict_mismatch, unwrap_state_dict
 
     sd = mmdet_backbone_state_dict(unwrap_state_dict(_read_source(source, map_location)))
-    target = backbone.state_dict()
-    missing = [k for k in target if k not in sd]
-    unexpected = [k for k in sd if k not in target]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs backbone {tuple(target[k].shape)}"
-              for k in sd if k in target and sd[k].shape != target[k].shape]
-    if missing or unexpected or shapes:
-        msg = "detector checkpoint does not fit the backbone (were focal windows/levels/out_indices the same?):"
-        for what, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-            if items:
-                msg += f"\n  {what} ({len(items)}): " + "; ".join(items[:8])
-        raise CheckpointError(msg)
+    mismatch = state_dict_mismatch(backbone.state_dict(), sd)
+    if mismatch:
+        raise CheckpointError("detector checkpoint does not fit the backbone (were focal windows/levels/out_indices "
+                              f"the same?):{mismatch}")
     backbone.load_state_dict(sd, strict=True)

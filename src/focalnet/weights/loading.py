@@ -112,24 +112,26 @@ def _read_source(source, map_location) -> dict:
     return load_state_dict_file(s, map_location)
 
 
+def state_dict_mismatch(target: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor]) -> str:
+    """What keeps ``sd`` from loading strictly where ``target`` (a module's ``state_dict()``) is expected: one
+    line each for missing, unexpected and mis-shaped keys (8 named per line), or ``""`` when it fits."""
+    missing = [k for k in target if k not in sd]
+    unexpected = [k for k in sd if k not in target]
+    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+              for k in target if k in sd and tuple(sd[k].shape) != tuple(target[k].shape)]
+    out = ""
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f" ... (+{len(items) - 8} more)" if len(items) > 8 else ""
+            out += f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
+    return out
+
+
 def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
     """Raise a :class:`CheckpointError` naming missing, unexpected and mis-shaped keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [
-        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
-    ]
-    if not (missing or unexpected or shapes):
+    mismatch = state_dict_mismatch(model.state_dict(), sd)
+    if not mismatch:
         return
-
-    def _fmt(title, items):
-        if not items:
-            return ""
-        more = f" ... (+{len(items) - 8} more)" if len(items) > 8 else ""
-        return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + more
 
     hint = ""
     try:
@@ -144,13 +146,7 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> None:
             hint = f"\n  the checkpoint matches no registered variant ({classes})"
     except ImportError:
         pass
-    raise CheckpointError(
-        f"checkpoint does not fit {type(model).__name__}:"
-        + _fmt("missing keys", missing)
-        + _fmt("unexpected keys", unexpected)
-        + _fmt("shape mismatches", shapes)
-        + hint
-    )
+    raise CheckpointError(f"checkpoint does not fit {type(model).__name__}:{mismatch}{hint}")
 
 
 def load_weights(

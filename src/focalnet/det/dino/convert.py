@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from focalnet.weights.loading import CheckpointError
+from focalnet.weights.loading import CheckpointError, state_dict_mismatch
 
 from .config import DinoConfig
 from .model import DINO
@@ -285,21 +285,10 @@ def load_original_state_dict(model: DINO, state_dict: Mapping[str, Any]) -> DINO
     except CheckpointError as e:
         raise CheckpointError(f"{e}\n  checkpoint: {describe_state_dict(state_dict)}\n  model:      "
                               f"{describe_model(model)}") from None
-    target = model.state_dict()
-    missing = [k for k in target if k not in ours]
-    unexpected = [k for k in ours if k not in target]
-    shapes = [f"{k}: checkpoint {tuple(ours[k].shape)} vs model {tuple(target[k].shape)}"
-              for k in ours if k in target and ours[k].shape != target[k].shape]
-    if missing or unexpected or shapes:
-        msg = (f"the checkpoint does not fit this DINO:\n  checkpoint: {describe_state_dict(state_dict)}\n"
-               f"  model:      {describe_model(model)}")
-        if missing:
-            msg += f"\n  missing ({len(missing)}): {', '.join(missing[:6])}"
-        if unexpected:
-            msg += f"\n  unexpected ({len(unexpected)}): {', '.join(unexpected[:6])}"
-        if shapes:
-            msg += f"\n  shapes ({len(shapes)}): {'; '.join(shapes[:6])}"
-        raise CheckpointError(msg)
+    mismatch = state_dict_mismatch(model.state_dict(), ours)
+    if mismatch:
+        raise CheckpointError(f"the checkpoint does not fit this DINO:\n  checkpoint: {describe_state_dict(state_dict)}"
+                              f"\n  model:      {describe_model(model)}{mismatch}")
     model.load_state_dict(ours, strict=True)
     return model
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from focalnet.weights.loading import CheckpointError
+from focalnet.weights.loading import CheckpointError, state_dict_mismatch
 
 from .config import DinoConfig
 from .convert import backbone_kwargs_from_args, from_original, unwrap_original
@@ -159,13 +159,9 @@ def load_dino_backbone(backbone: nn.Module, source: str | os.PathLike | Mapping[
     """Load a DINO checkpoint's backbone (``backbone.0.*`` with its ``norm{i}``) strictly into a FocalNetBackbone."""
     sd = read_dino_checkpoint(source)[1] if not isinstance(source, Mapping) else source
     ours = dino_backbone_state_dict(sd)
-    target = backbone.state_dict()
-    missing = sorted(set(target) - set(ours))
-    unexpected = sorted(set(ours) - set(target))
-    shapes = [f"{k}: {tuple(ours[k].shape)} vs {tuple(target[k].shape)}" for k in ours
-              if k in target and ours[k].shape != target[k].shape]
-    if missing or unexpected or shapes:
+    mismatch = state_dict_mismatch(backbone.state_dict(), ours)
+    if mismatch:
         raise CheckpointError("the DINO backbone does not fit this FocalNetBackbone (check out_indices and the "
-                              f"variant): missing {missing[:5]}, unexpected {unexpected[:5]}, shapes {shapes[:3]}")
+                              f"variant):{mismatch}")
     backbone.load_state_dict(ours, strict=True)
     return backbone
